@@ -1,0 +1,1 @@
+//! Kafka wire tests live in tests/.

@@ -1,0 +1,1 @@
+//! Routes: webhook, produce, health, metrics; authentication; error JSON.

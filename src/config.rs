@@ -1,0 +1,1 @@
+//! Settings: flags, environment, optional TOML file.

@@ -1,0 +1,1 @@
+//! Java-compatible partitioning (stub).

@@ -1,0 +1,1 @@
+//! Magic-2 record batch writer (stub).
