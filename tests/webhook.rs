@@ -25,15 +25,29 @@ async fn upstash_basic_auth_example() {
     let proxy = Proxy::start(&[]);
     let topic = unique_topic("my-app-events");
     let url = proxy.url(&format!("/webhook?topic={topic}"));
-    let a = ack(&curl(&["-X", "POST", &url, "-u", "myuser:mypass", "-d", "some event data"]));
+    let a = ack(&curl(&[
+        "-X",
+        "POST",
+        &url,
+        "-u",
+        "myuser:mypass",
+        "-d",
+        "some event data",
+    ]));
     assert_eq!(a["topic"], topic.as_str());
     assert_eq!(a["partition"], 0);
     assert_eq!(a["offset"], 0);
     let recs = read_records(&topic, 0, 0, 1).await;
     assert_eq!(recs[0].offset, 0);
-    assert_eq!(recs[0].record.value.as_deref(), Some(&b"some event data"[..]));
+    assert_eq!(
+        recs[0].record.value.as_deref(),
+        Some(&b"some event data"[..])
+    );
     assert_eq!(recs[0].record.key, None);
-    assert!(recs[0].record.headers.is_empty(), "curl's standard headers are not copied");
+    assert!(
+        recs[0].record.headers.is_empty(),
+        "curl's standard headers are not copied"
+    );
     assert_eq!(
         a["timestamp"].as_i64(),
         Some(recs[0].record.timestamp.timestamp_millis())
@@ -49,7 +63,10 @@ async fn upstash_query_credentials_example() {
     let a = ack(&curl(&["-X", "POST", &url, "-d", "some event data"]));
     assert_eq!(a["offset"], 0);
     let recs = read_records(&topic, 0, 0, 1).await;
-    assert_eq!(recs[0].record.value.as_deref(), Some(&b"some event data"[..]));
+    assert_eq!(
+        recs[0].record.value.as_deref(),
+        Some(&b"some event data"[..])
+    );
 }
 
 /// Upstash example 3: extra headers become record headers, name and value as sent.
@@ -72,10 +89,16 @@ async fn upstash_headers_example() {
         "event-origin: my-app",
     ]));
     let recs = read_records(&topic, 0, a["offset"].as_i64().unwrap_or(-1), 1).await;
-    assert_eq!(recs[0].record.value.as_deref(), Some(&b"some event data"[..]));
+    assert_eq!(
+        recs[0].record.value.as_deref(),
+        Some(&b"some event data"[..])
+    );
     assert_eq!(
         recs[0].record.headers,
-        headers(&[("event-timestamp", "1642628041"), ("event-origin", "my-app")])
+        headers(&[
+            ("event-timestamp", "1642628041"),
+            ("event-origin", "my-app")
+        ])
     );
 }
 
@@ -107,7 +130,11 @@ async fn zero_byte_get_writes_an_empty_value() {
     let url = proxy.url(&format!("/webhook?topic={topic}"));
     let a = ack(&curl(&["-u", "myuser:mypass", &url]));
     let recs = read_records(&topic, 0, a["offset"].as_i64().unwrap_or(-1), 1).await;
-    assert_eq!(recs[0].record.value.as_deref(), Some(&b""[..]), "empty, not null");
+    assert_eq!(
+        recs[0].record.value.as_deref(),
+        Some(&b""[..]),
+        "empty, not null"
+    );
 }
 
 #[tokio::test]
@@ -141,9 +168,18 @@ async fn one_mib_body() {
     let url = proxy.url(&format!("/webhook?topic={topic}"));
     let data = format!("@{}", file.display());
     // curl sends `Expect: 100-continue` for a body this size.
-    let a = ack(&curl(&["-u", "myuser:mypass", "--data-binary", &data, &url]));
+    let a = ack(&curl(&[
+        "-u",
+        "myuser:mypass",
+        "--data-binary",
+        &data,
+        &url,
+    ]));
     let recs = read_records(&topic, 0, a["offset"].as_i64().unwrap_or(-1), 1).await;
-    assert_eq!(recs[0].record.value.as_ref().map(Vec::len), Some(body.len()));
+    assert_eq!(
+        recs[0].record.value.as_ref().map(Vec::len),
+        Some(body.len())
+    );
     assert!(recs[0].record.value.as_deref() == Some(&body[..]));
 }
 
@@ -214,7 +250,10 @@ async fn wrong_password_is_401_with_challenge() {
     ] {
         let r = request(proxy.addr, &build("POST", &target, "", b"data")).await;
         assert_eq!(r.status, 401, "{target}");
-        assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"kafka-webhook\""));
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some("Basic realm=\"kafka-webhook\"")
+        );
         assert_eq!(r.json()["status"], 401);
     }
     // Basic wins over query credentials when both are present.
@@ -289,7 +328,12 @@ async fn explicit_partition_and_bad_partition() {
     let auth = "Authorization: Basic bXl1c2VyOm15cGFzcw==\r\n";
     let r = request(
         proxy.addr,
-        &build("POST", &format!("/webhook?topic={topic}&partition=2"), auth, b"p2"),
+        &build(
+            "POST",
+            &format!("/webhook?topic={topic}&partition=2"),
+            auth,
+            b"p2",
+        ),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -299,7 +343,12 @@ async fn explicit_partition_and_bad_partition() {
     for bad in ["3", "-1", "x"] {
         let r = request(
             proxy.addr,
-            &build("POST", &format!("/webhook?topic={topic}&partition={bad}"), auth, b"p"),
+            &build(
+                "POST",
+                &format!("/webhook?topic={topic}&partition={bad}"),
+                auth,
+                b"p",
+            ),
         )
         .await;
         assert_eq!(r.status, 400, "partition {bad}");
@@ -322,12 +371,19 @@ async fn hundred_requests_on_one_keep_alive_connection() {
         let r = conn.response().await;
         assert_eq!(r.status, 200, "request {i}");
         assert_eq!(r.json()["offset"], i);
-        assert_eq!(r.header("Connection"), None, "keep-alive is the HTTP/1.1 default");
+        assert_eq!(
+            r.header("Connection"),
+            None,
+            "keep-alive is the HTTP/1.1 default"
+        );
     }
     let recs = read_records(&topic, 0, 0, 100).await;
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r.offset, i as i64);
-        assert_eq!(r.record.value.as_deref(), Some(format!("event-{i}").as_bytes()));
+        assert_eq!(
+            r.record.value.as_deref(),
+            Some(format!("event-{i}").as_bytes())
+        );
         assert_eq!(r.record.headers, headers(&[("X-Seq", "s")]));
     }
 }

@@ -185,8 +185,22 @@ pub fn console_records(topic: &str, partition: i32, offset: i64, count: usize) -
 pub struct Proxy {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The credentials file the proxy was started with (rewrite it and send SIGHUP).
+    pub credentials: PathBuf,
+    /// Where the proxy's stderr (its log) went, when captured.
+    pub log: Option<PathBuf>,
     child: Child,
     _dir: TempDir,
+}
+
+/// How to start a proxy beyond the defaults.
+#[derive(Default)]
+pub struct Options<'a> {
+    pub credentials: Option<&'a str>,
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+    /// Capture stderr into a file instead of passing it through.
+    pub capture_log: bool,
 }
 
 pub const CREDENTIALS: &str = r#"
@@ -209,18 +223,36 @@ impl Proxy {
     }
 
     pub fn start_with(credentials: &str, extra: &[&str]) -> Proxy {
+        Proxy::start_opts(Options {
+            credentials: Some(credentials),
+            args: extra,
+            ..Options::default()
+        })
+    }
+
+    pub fn start_opts(opts: Options) -> Proxy {
         let dir = TempDir::new();
         let creds = dir.path.join("credentials.toml");
-        std::fs::write(&creds, credentials).expect("write credentials");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-webhook"))
-            .args(["--brokers", &kafka_bootstrap()])
+        std::fs::write(&creds, opts.credentials.unwrap_or(CREDENTIALS)).expect("write credentials");
+        let log = opts.capture_log.then(|| dir.path.join("proxy.log"));
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::inherit(),
+        };
+        let has_log_flag = opts.args.contains(&"--log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-webhook"));
+        cmd.args(["--brokers", &kafka_bootstrap()])
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--credentials")
-            .arg(&creds)
-            .args(["--log", "warn"])
-            .args(extra)
+            .arg(&creds);
+        if !has_log_flag {
+            cmd.args(["--log", "warn"]);
+        }
+        let mut child = cmd
+            .args(opts.args)
+            .envs(opts.env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn kafka-webhook");
         let stdout = child.stdout.take().expect("stdout");
@@ -247,6 +279,8 @@ impl Proxy {
         Proxy {
             addr: addr.expect("listen address"),
             admin,
+            credentials: creds,
+            log,
             child,
             _dir: dir,
         }
@@ -260,12 +294,32 @@ impl Proxy {
         format!("http://{}{}", self.addr, path_and_query)
     }
 
-    /// Send SIGTERM and wait for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().expect("wait for proxy")
+    /// Send a signal (`TERM`, `HUP`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// Wait for the process to exit, at most `wait`.
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
@@ -313,7 +367,10 @@ impl Response {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -343,40 +400,58 @@ impl Conn {
             .expect("response within 30 s")
     }
 
+    /// A response, or `None` when the server closed the connection first.
+    pub async fn try_response(&mut self) -> Option<Response> {
+        loop {
+            if let Some(r) = self.parse_buffered() {
+                return Some(r);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match tokio::time::timeout(Duration::from_secs(30), self.stream.read(&mut chunk)).await
+            {
+                Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Parse one complete response from the buffer, if there is one.
+    fn parse_buffered(&mut self) -> Option<Response> {
+        loop {
+            let end = find(&self.buf, b"\r\n\r\n")?;
+            let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .collect();
+            if status == 100 {
+                self.buf.drain(..end + 4);
+                continue;
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            if self.buf.len() < end + 4 + len {
+                return None;
+            }
+            let body = self.buf[end + 4..end + 4 + len].to_vec();
+            self.buf.drain(..end + 4 + len);
+            return Some(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+    }
+
     async fn read_response(&mut self) -> Response {
         loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                let mut lines = head.split("\r\n");
-                let status_line = lines.next().unwrap_or_default();
-                let status: u16 = status_line
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                    .collect();
-                let len: usize = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                if status == 100 {
-                    self.buf.drain(..end + 4);
-                    continue;
-                }
-                while self.buf.len() < end + 4 + len {
-                    self.fill().await;
-                }
-                let body = self.buf[end + 4..end + 4 + len].to_vec();
-                self.buf.drain(..end + 4 + len);
-                return Response {
-                    status,
-                    headers,
-                    body,
-                };
+            if let Some(r) = self.parse_buffered() {
+                return r;
             }
             self.fill().await;
         }
