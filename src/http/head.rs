@@ -132,12 +132,13 @@ impl HeadScanner {
         }
         self.pos = i;
         // Not complete: everything buffered is head, so it can be measured now, before
-        // a client sends more of an oversized head.
+        // a client sends more of an oversized head. (`i` stops before a CR whose LF has
+        // not arrived yet; that CR belongs to the line end, not to the line.)
         match self.request_line {
-            None if buf.len() - self.line_start > limits.max_request_line => {
+            None if i - self.line_start > limits.max_request_line => {
                 Err(RequestError::RequestLineTooLong)
             }
-            Some(rl) if buf.len() - (self.skip + rl + 2) > limits.max_header_bytes => {
+            Some(rl) if i - (self.skip + rl + 2) > limits.max_header_bytes => {
                 Err(RequestError::HeadersTooLarge)
             }
             _ => Ok(None),

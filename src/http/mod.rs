@@ -14,6 +14,8 @@ mod chunked;
 mod connection;
 pub mod date;
 pub mod error;
+#[cfg(test)]
+mod framing_tests;
 mod head;
 pub mod limits;
 pub mod request;
