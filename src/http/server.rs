@@ -56,7 +56,7 @@ impl Drop for OpenGuard {
 
 /// What a connection over `max_connections` receives before it is closed.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Content-Type: application/json\r\nContent-Length: 46\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
+Content-Type: application/json\r\nContent-Length: 45\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
 {\"error\":\"too many connections\",\"status\":503}";
 
 /// Binds a listener with SO_REUSEADDR (so a restart does not wait for TIME_WAIT sockets)
@@ -136,4 +136,16 @@ fn refuse(stream: TcpStream, stats: &ServerStats) {
     stats.refused_connections.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
     let _ = stream.try_write(OVERLOADED);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OVERLOADED;
+
+    #[test]
+    fn overloaded_response_declares_its_length() {
+        let text = std::str::from_utf8(OVERLOADED).unwrap_or("");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+    }
 }
