@@ -146,7 +146,7 @@ impl<H: Handler> Connection<H> {
     /// reads top to bottom.
     async fn exchange(&mut self, head_deadline: Instant) -> Flow {
         let received_at = std::time::Instant::now();
-        let mut scanner = HeadScanner::default();
+        let mut scanner = HeadScanner::new(&self.limits);
         let end = loop {
             match scanner.scan(&self.buf, &self.limits) {
                 Ok(Some(end)) => break end,

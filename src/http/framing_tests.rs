@@ -4,85 +4,26 @@
 //!
 //! References: RFC 9112 §2.2, §3, §5, §6.1, §6.3, §7.1 (the rules each row exercises).
 
-use super::body::BodyDecoder;
 use super::error::RequestError;
+use super::fuzzing::{decode_request, small_limits, Decoded};
 use super::head::{parse_head, HeadScanner};
 use super::limits::Limits;
 use super::request::Method;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::time::Instant;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Parsed {
-    method: Method,
-    target: Vec<u8>,
-    body: Vec<u8>,
-    keep_alive: bool,
-    expect_continue: bool,
-    /// Bytes left in the buffer after this request (the next pipelined one).
-    rest: Vec<u8>,
-}
+type Parsed = Decoded;
 
 /// `Ok(None)`: the input ends before the request does.
 type Outcome = Result<Option<Parsed>, RequestError>;
 
 /// Small limits so every limit is reachable with short literals.
 fn limits() -> Limits {
-    Limits {
-        max_request_line: 64,
-        max_header_bytes: 128,
-        max_headers: 4,
-        max_body_bytes: 16,
-        ..Limits::default()
-    }
+    small_limits()
 }
 
-/// Feeds `input` cut at `cuts` like reads from a socket would arrive.
 fn run(input: &[u8], cuts: &[usize]) -> Outcome {
-    let limits = limits();
-    let mut bounds: Vec<usize> = cuts.to_vec();
-    bounds.push(input.len());
-    let mut pieces = bounds.iter().scan(0usize, |from, &to| {
-        let p = &input[*from..to];
-        *from = to;
-        Some(p)
-    });
-    let mut buf = BytesMut::new();
-    let mut scanner = HeadScanner::default();
-    let end = loop {
-        match pieces.next() {
-            Some(p) => buf.extend_from_slice(p),
-            None => return Ok(None),
-        }
-        if let Some(end) = scanner.scan(&buf, &limits)? {
-            break end;
-        }
-    };
-    buf.advance(end.skip);
-    let head = buf.split_to(end.len).freeze();
-    let peer = ([127, 0, 0, 1], 1).into();
-    let (req, framing) = parse_head(head, scanner.header_lines(), &limits, peer, Instant::now())?;
-    let mut dec = BodyDecoder::new(framing.body, limits.max_body_bytes, limits.max_header_bytes);
-    loop {
-        if let Some(body) = dec.decode(&mut buf)? {
-            let mut rest = buf.to_vec();
-            for p in pieces {
-                rest.extend_from_slice(p);
-            }
-            return Ok(Some(Parsed {
-                method: req.method,
-                target: req.target.to_vec(),
-                body: body.to_vec(),
-                keep_alive: framing.keep_alive,
-                expect_continue: framing.expect_continue,
-                rest,
-            }));
-        }
-        match pieces.next() {
-            Some(p) => buf.extend_from_slice(p),
-            None => return Ok(None),
-        }
-    }
+    decode_request(input, cuts, &limits())
 }
 
 fn ok(method: Method, target: &str, body: &[u8]) -> Parsed {
@@ -296,7 +237,7 @@ fn framing_table_split_at_every_byte() {
 fn header_values_are_views_of_the_head() {
     let raw = b"POST /w?topic=t HTTP/1.1\r\nHost: h\r\nX-Event:  a b \r\nX-Event: c\r\nContent-Length: 0\r\n\r\n";
     let mut buf = BytesMut::from(&raw[..]);
-    let mut scanner = HeadScanner::default();
+    let mut scanner = HeadScanner::new(&limits());
     let end = scanner.scan(&buf, &limits()).ok().flatten();
     let end = end.map_or(0, |e| e.len);
     assert_eq!(end, raw.len());
@@ -335,7 +276,7 @@ fn header_values_are_views_of_the_head() {
 #[test]
 fn scanner_resumes_where_it_stopped() {
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\r\n";
-    let mut scanner = HeadScanner::default();
+    let mut scanner = HeadScanner::new(&limits());
     let limits = limits();
     for n in 1..raw.len() {
         assert_eq!(scanner.scan(&raw[..n], &limits), Ok(None));
@@ -344,4 +285,30 @@ fn scanner_resumes_where_it_stopped() {
     let mut poisoned = raw.to_vec();
     poisoned[1] = 0;
     assert!(matches!(scanner.scan(&poisoned, &limits), Ok(Some(_))));
+}
+
+/// Mutated table inputs (seeded, so failures reproduce): decoding never panics, never
+/// passes the body limit, and gives the same outcome however the bytes are split.
+#[test]
+fn mutated_inputs_decode_the_same_however_split() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    const INTERESTING: &[u8] = b"\r\n \t:;=\"\\0aF-,\x00\x7f\x80\xff";
+    let mut rng = StdRng::seed_from_u64(0x6b61666b61);
+    for (raw, _) in table() {
+        for _ in 0..100 {
+            let mut m = raw.to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..=m.len());
+                let b = INTERESTING[rng.random_range(0..INTERESTING.len())];
+                match rng.random_range(0..3) {
+                    0 if i < m.len() => m[i] = b,
+                    1 if i < m.len() => {
+                        m.remove(i);
+                    }
+                    _ => m.insert(i, b),
+                }
+            }
+            super::fuzzing::check_request(&m);
+        }
+    }
 }

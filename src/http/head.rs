@@ -40,8 +40,9 @@ pub(crate) struct HeadEnd {
 }
 
 /// Incremental search for the end of a head. Keeps its position between calls so each
-/// byte is looked at once, however the head is split across reads.
-#[derive(Debug, Default)]
+/// byte is looked at once, however the head is split across reads. Every check is made
+/// per byte, in byte order, so the outcome never depends on how the input was split.
+#[derive(Debug)]
 pub(crate) struct HeadScanner {
     pos: usize,
     line_start: usize,
@@ -49,6 +50,10 @@ pub(crate) struct HeadScanner {
     /// Length of the request line once its CRLF has been seen.
     request_line: Option<usize>,
     header_lines: usize,
+    /// The first position that would make the current part of the head too long
+    /// (request line, then header section), and the error that gives.
+    limit_at: usize,
+    limit_err: RequestError,
 }
 
 const BARE_LF: RequestError = RequestError::Malformed("bare LF in request head");
@@ -58,13 +63,26 @@ const FOLD: RequestError =
     RequestError::Malformed("obsolete line folding or whitespace before a header field");
 
 impl HeadScanner {
+    pub(crate) fn new(limits: &Limits) -> HeadScanner {
+        HeadScanner {
+            pos: 0,
+            line_start: 0,
+            skip: 0,
+            request_line: None,
+            header_lines: 0,
+            limit_at: limits.max_request_line,
+            limit_err: RequestError::RequestLineTooLong,
+        }
+    }
+
     /// Header field lines seen so far (all of them once the head is complete).
     pub(crate) fn header_lines(&self) -> usize {
         self.header_lines
     }
 
     /// Scans the bytes of `buf` not scanned before. `Ok(None)`: the head is not complete.
-    /// `buf` must only ever grow between calls (the connection appends reads to it).
+    /// `buf` must only ever grow between calls (the connection appends reads to it), and
+    /// `limits` must be the ones given to `new`.
     ///
     /// One loop on purpose: this runs over every head byte of every request.
     pub(crate) fn scan(
@@ -74,7 +92,13 @@ impl HeadScanner {
     ) -> Result<Option<HeadEnd>, RequestError> {
         let mut i = self.pos;
         while i < buf.len() {
-            match buf[i] {
+            let b = buf[i];
+            // Refused as soon as the byte that passes the limit is seen, before a client
+            // sends more of an oversized head. A CR is judged with its LF, below.
+            if i >= self.limit_at && b != b'\r' {
+                return Err(self.limit_err);
+            }
+            match b {
                 b'\r' => {
                     match buf.get(i + 1) {
                         // Wait for the next byte to know whether this CR is bare.
@@ -93,16 +117,17 @@ impl HeadScanner {
                                     "too many empty lines before the request line",
                                 ));
                             }
+                            self.limit_at = self.skip + limits.max_request_line;
                         }
                         None => {
-                            if line_len > limits.max_request_line {
-                                return Err(RequestError::RequestLineTooLong);
-                            }
                             self.request_line = Some(line_len);
+                            // The header section starts after the request line's CRLF.
+                            self.limit_at = i + 2 + limits.max_header_bytes;
+                            self.limit_err = RequestError::HeadersTooLarge;
                         }
-                        Some(rl) => {
-                            let section = i + 2 - (self.skip + rl + 2);
-                            if section > limits.max_header_bytes {
+                        Some(_) => {
+                            // The CRLF counts towards the header section.
+                            if i + 2 > self.limit_at {
                                 return Err(RequestError::HeadersTooLarge);
                             }
                             if line_len == 0 {
@@ -131,18 +156,7 @@ impl HeadScanner {
             i += 1;
         }
         self.pos = i;
-        // Not complete: everything buffered is head, so it can be measured now, before
-        // a client sends more of an oversized head. (`i` stops before a CR whose LF has
-        // not arrived yet; that CR belongs to the line end, not to the line.)
-        match self.request_line {
-            None if i - self.line_start > limits.max_request_line => {
-                Err(RequestError::RequestLineTooLong)
-            }
-            Some(rl) if i - (self.skip + rl + 2) > limits.max_header_bytes => {
-                Err(RequestError::HeadersTooLarge)
-            }
-            _ => Ok(None),
-        }
+        Ok(None)
     }
 }
 

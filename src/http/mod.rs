@@ -16,6 +16,8 @@ pub mod date;
 pub mod error;
 #[cfg(test)]
 mod framing_tests;
+#[cfg(any(test, feature = "unstable-fuzzing"))]
+pub mod fuzzing;
 mod head;
 pub mod limits;
 pub mod request;
