@@ -186,6 +186,8 @@ fn table() -> Vec<(&'static [u8], Outcome)> {
         (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", bad("invalid Host")),
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", bad("invalid Host")),
         (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", Err(RequestError::NotImplemented)),
+        (b"PRI * HTTP/1.1\r\nHost: a\r\n\r\nSM\r\n\r\n", bad("HTTP/2 connection preface")),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Err(RequestError::VersionNotSupported)),
         (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", Err(RequestError::ExpectationFailed)),
         (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", bad("protocol upgrade is not supported")),
         (b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, HTTP/2.0\r\n\r\n", bad("protocol upgrade is not supported")),

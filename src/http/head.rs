@@ -16,10 +16,10 @@
 //!   absolute-form is reduced to origin-form so routing sees a path;
 //! - `Upgrade` (other than the `h2c` token, which RFC 9110 §7.8 lets us ignore) is 400: we
 //!   never switch protocols, and the bytes a client sends after asking to may not be HTTP;
-//! - CONNECT is 501: we are not a proxy.
+//! - CONNECT is 501: we are not a proxy; PRI (an HTTP/2 preface read as HTTP/1.1) is 400.
 //!
 //! References: RFC 9112 §2.2, §3, §5, §6.1, §6.3, §9.3; RFC 9110 §5.5, §7.2, §7.6.1, §7.8,
-//! §10.1.1 (Expect); RFC 1945 §7.2.2 (HTTP/1.0 POST/PUT need Content-Length).
+//! §10.1.1 (Expect); RFC 1945 §7.2.2 (HTTP/1.0 POST/PUT need Content-Length); RFC 9113 §3.4.
 
 use super::body::BodyFraming;
 use super::error::RequestError;
@@ -267,6 +267,9 @@ fn method(m: &[u8]) -> Result<Method, RequestError> {
         b"OPTIONS" => Method::Options,
         b"PATCH" => Method::Patch,
         b"CONNECT" => return Err(RequestError::NotImplemented),
+        // RFC 9113 §3.4: PRI only appears when an HTTP/2 connection preface is read as
+        // HTTP/1.1; no real client sends it, and what follows it is not HTTP/1.1.
+        b"PRI" => return Err(RequestError::Malformed("HTTP/2 connection preface")),
         _ => Method::Other,
     })
 }
