@@ -8,3 +8,4 @@ pub mod api;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod service;

@@ -1,1 +1,301 @@
 //! Routes: webhook, produce, health, metrics; authentication; error JSON.
+//! This is the one layer that knows both HTTP and Kafka: it turns requests into records,
+//! hands them to the producer, and turns acknowledgements and errors into responses.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod produce;
+pub mod query;
+pub mod render;
+pub mod webhook;
+
+use crate::http::{Handler, Method, Request, Response};
+use crate::kafka::Producer;
+use arc_swap::ArcSwap;
+use auth::{Credentials, Principal};
+use error::ApiError;
+use metrics::{Metrics, Route};
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Kafka's own rule for topic names (`org.apache.kafka.common.internals.Topic`).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+const WEBHOOK_ALLOW: &str = "GET, POST, OPTIONS";
+const PRODUCE_ALLOW: &str = "GET, POST, OPTIONS";
+const HEALTH_ALLOW: &str = "GET, HEAD";
+
+/// The public application: webhook and produce routes.
+pub struct App {
+    pub producer: Arc<Producer>,
+    /// Swapped whole on SIGHUP; requests in flight keep the snapshot they started with.
+    pub credentials: ArcSwap<Credentials>,
+    /// Lower-case names (or `prefix*`) of request headers not copied into Kafka.
+    pub excluded_headers: Vec<String>,
+    pub max_records_per_request: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// Basic auth wins when present; otherwise the `user`/`pass` query parameters.
+    fn authenticate(
+        &self,
+        req: &Request,
+        user: Option<&[u8]>,
+        pass: Option<&[u8]>,
+    ) -> Result<Principal, ApiError> {
+        let creds = self.credentials.load();
+        if let Some(value) = req.header("authorization") {
+            let (u, p) = auth::parse_basic(value).ok_or(ApiError::Unauthorized)?;
+            return creds
+                .authenticate(&u, &p)
+                .map_err(|_| ApiError::Unauthorized);
+        }
+        match (user, pass) {
+            (Some(u), Some(p)) => creds.authenticate(u, p).map_err(|_| ApiError::Unauthorized),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+
+    fn authorize(&self, who: Principal, topic: &str) -> Result<(), ApiError> {
+        if self.credentials.load().may_produce(who, topic) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(topic.to_string()))
+        }
+    }
+
+    async fn dispatch(&self, route: Route, req: Request) -> Result<Response, ApiError> {
+        match route {
+            Route::Webhook => webhook::handle(self, req).await,
+            Route::Produce => produce::handle(self, req).await,
+            Route::Health => Ok(admin::healthz()),
+            Route::Other => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// Which route a path names.
+pub fn route_of(path: &[u8]) -> Route {
+    match path {
+        b"/webhook" => Route::Webhook,
+        b"/healthz" => Route::Health,
+        p if p == b"/produce" || p.starts_with(b"/produce/") => Route::Produce,
+        _ => Route::Other,
+    }
+}
+
+/// Routes with methods they take; `Some(response)` answers without handling (OPTIONS, 405).
+fn method_gate(route: Route, method: Method) -> Option<Response> {
+    let allow = match route {
+        Route::Webhook => WEBHOOK_ALLOW,
+        Route::Produce => PRODUCE_ALLOW,
+        Route::Health => HEALTH_ALLOW,
+        Route::Other => return None,
+    };
+    match (route, method) {
+        (Route::Health, Method::Get | Method::Head) => None,
+        (Route::Webhook | Route::Produce, Method::Get | Method::Post) => None,
+        (Route::Webhook | Route::Produce, Method::Options) => Some(
+            Response {
+                status: 204,
+                ..Response::json(204, "")
+            }
+            .with_header("Allow", allow),
+        ),
+        _ => Some(ApiError::MethodNotAllowed { allow }.response()),
+    }
+}
+
+impl Handler for App {
+    async fn handle(&self, req: Request) -> Response {
+        let route = route_of(req.path());
+        let started = req.received_at;
+        let method = req.method;
+        let raw_target = req.target.clone();
+        let target = redacted_target(&raw_target);
+        let body_len = req.body.len() as i64;
+        let response = match method_gate(route, req.method) {
+            Some(r) => r,
+            None => {
+                self.metrics.in_flight_requests.fetch_add(1, Relaxed);
+                self.metrics.in_flight_bytes.fetch_add(body_len, Relaxed);
+                let r = self.dispatch(route, req).await;
+                self.metrics.in_flight_requests.fetch_sub(1, Relaxed);
+                self.metrics.in_flight_bytes.fetch_sub(body_len, Relaxed);
+                match r {
+                    Ok(r) => {
+                        if r.status == 200 && route == Route::Webhook {
+                            self.metrics
+                                .produced(topic_from_target(&target), 1, body_len as u64);
+                        }
+                        r
+                    }
+                    Err(e) => e.response(),
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        self.metrics.request(route, response.status, elapsed);
+        tracing::info!(
+            target: "kafka_webhook::access",
+            method = ?method,
+            target = %target,
+            status = response.status,
+            micros = elapsed.as_micros() as u64,
+        );
+        response
+    }
+
+    fn before_body(&self, req: &Request) -> Option<Response> {
+        let route = route_of(req.path());
+        if let Some(r) = method_gate(route, req.method) {
+            return Some(r);
+        }
+        let checked = match route {
+            Route::Webhook => webhook::check(self, req).map(|_| ()),
+            Route::Produce => produce::check(self, req),
+            Route::Health => Ok(()),
+            Route::Other => Err(ApiError::NotFound),
+        };
+        checked.err().map(|e| e.response())
+    }
+}
+
+/// The request target with the values of `user` and `pass` replaced, for logs.
+pub fn redacted_target(target: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(target);
+    let Some(q) = text.find('?') else {
+        return text;
+    };
+    if !text[q..].contains("user=") && !text[q..].contains("pass=") {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..=q]);
+    for (i, pair) in text[q + 1..].split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if name == "user" || name == "pass" => {
+                out.push_str(name);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn topic_from_target(target: &str) -> &str {
+    target
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("topic="))
+        .unwrap_or("")
+}
+
+/// A topic name as Kafka accepts it: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn topic_name(raw: &[u8]) -> Result<String, ApiError> {
+    let legal = !raw.is_empty()
+        && raw.len() <= MAX_TOPIC_NAME_LEN
+        && raw != b"."
+        && raw != b".."
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if legal {
+        // Only ASCII got here.
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "illegal topic name '{}': use 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'",
+            String::from_utf8_lossy(&raw[..raw.len().min(MAX_TOPIC_NAME_LEN + 1)])
+        )))
+    }
+}
+
+/// A non-negative partition number.
+pub fn parse_partition(raw: &[u8]) -> Result<i32, ApiError> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid partition '{}'",
+                String::from_utf8_lossy(raw)
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(topic_name(b"my-app.events_1").is_ok());
+        for bad in [&b""[..], b".", b"..", b"a b", b"a/b", b"\xff", &[b'a'; 250]] {
+            assert_eq!(topic_name(bad).map_err(|e| e.status()), Err(400));
+        }
+        assert!(topic_name(&[b'a'; 249]).is_ok());
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(parse_partition(b"0").ok(), Some(0));
+        assert_eq!(parse_partition(b"11").ok(), Some(11));
+        assert!(parse_partition(b"-1").is_err());
+        assert!(parse_partition(b"x").is_err());
+        assert!(parse_partition(b"99999999999").is_err());
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redacted_target(b"/webhook?topic=t&user=me&pass=secret&x=1"),
+            "/webhook?topic=t&user=REDACTED&pass=REDACTED&x=1"
+        );
+        assert_eq!(redacted_target(b"/webhook?topic=t"), "/webhook?topic=t");
+        assert_eq!(
+            redacted_target(b"/webhook?superuser=1&pass=p"),
+            "/webhook?superuser=1&pass=REDACTED"
+        );
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route_of(b"/webhook"), Route::Webhook);
+        assert_eq!(route_of(b"/produce"), Route::Produce);
+        assert_eq!(route_of(b"/produce/t/m"), Route::Produce);
+        assert_eq!(route_of(b"/producer"), Route::Other);
+        assert_eq!(route_of(b"/webhook/"), Route::Other);
+    }
+
+    #[test]
+    fn method_gates() {
+        assert!(method_gate(Route::Webhook, Method::Post).is_none());
+        let r = method_gate(Route::Webhook, Method::Put).expect("405");
+        assert_eq!(r.status, 405);
+        assert!(r
+            .headers
+            .iter()
+            .any(|(n, v)| *n == "Allow" && v == WEBHOOK_ALLOW));
+        assert_eq!(
+            method_gate(Route::Produce, Method::Options).map(|r| r.status),
+            Some(204)
+        );
+        assert_eq!(
+            method_gate(Route::Health, Method::Post).map(|r| r.status),
+            Some(405)
+        );
+        assert!(method_gate(Route::Other, Method::Delete).is_none());
+    }
+}

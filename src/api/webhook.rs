@@ -1,0 +1,132 @@
+//! `GET|POST /webhook?topic=T`: the request body becomes the record value, non-standard
+//! request headers become record headers (API.md, Webhook).
+
+use super::error::ApiError;
+use super::query::Params;
+use super::{render, App};
+use crate::http::{Header, Request, Response};
+use crate::kafka::{Record, RecordHeader};
+use bytes::Bytes;
+
+/// Everything the webhook needs from the query, checked before the body is read.
+pub struct Target {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub partition: Option<i32>,
+}
+
+/// Authenticate, authorise and parse the query. Used both before the body is read (so a
+/// refused sender is not made to upload) and when handling.
+pub fn check(app: &App, req: &Request) -> Result<Target, ApiError> {
+    let params = Params::parse(req.query())
+        .map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
+    let who = app.authenticate(req, params.user.as_deref(), params.pass.as_deref())?;
+    let topic = match params.topic.as_deref() {
+        None | Some(b"") => {
+            return Err(ApiError::BadRequest(
+                "missing query parameter 'topic'".into(),
+            ))
+        }
+        Some(t) => super::topic_name(t)?,
+    };
+    app.authorize(who, &topic)?;
+    let partition = params
+        .partition
+        .as_deref()
+        .map(super::parse_partition)
+        .transpose()?;
+    let key = params.key.map(|k| Bytes::copy_from_slice(&k));
+    Ok(Target {
+        topic,
+        key,
+        partition,
+    })
+}
+
+pub async fn handle(app: &App, req: Request) -> Result<Response, ApiError> {
+    let target = check(app, &req)?;
+    let record = Record {
+        key: target.key,
+        value: Some(req.body),
+        headers: record_headers(&req.headers, &app.excluded_headers),
+        timestamp: None,
+        partition: target.partition,
+    };
+    let ack = app.producer.send(&target.topic, record).await?;
+    Ok(render::metadata_response(&target.topic, &ack))
+}
+
+/// The request headers to copy: all but the excluded ones, in order, repeats kept.
+pub fn record_headers(headers: &[Header], excluded: &[String]) -> Vec<RecordHeader> {
+    headers
+        .iter()
+        .filter(|h| !is_excluded(&h.name, excluded))
+        .map(|h| RecordHeader {
+            key: h.name.clone(),
+            value: Some(h.value.clone()),
+        })
+        .collect()
+}
+
+fn is_excluded(name: &[u8], excluded: &[String]) -> bool {
+    excluded.iter().any(|e| match e.strip_suffix('*') {
+        Some(prefix) => {
+            name.len() >= prefix.len()
+                && name[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        }
+        None => name.eq_ignore_ascii_case(e.as_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::excluded_headers;
+
+    fn h(name: &'static str, value: &'static str) -> Header {
+        Header {
+            name: Bytes::from_static(name.as_bytes()),
+            value: Bytes::from_static(value.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn standard_headers_are_not_copied() {
+        let ex = excluded_headers(&[], &[]);
+        let got = record_headers(
+            &[
+                h("Host", "x"),
+                h("User-Agent", "curl"),
+                h("Accept-Encoding", "gzip"),
+                h("event-timestamp", "1642628041"),
+                h("Content-Type", "application/json"),
+                h("X-Forwarded-For", "1.2.3.4"),
+                h("X-GitHub-Event", "push"),
+                h("x-dup", "1"),
+                h("If-None-Match", "*"),
+                h("x-dup", "2"),
+            ],
+            &ex,
+        );
+        let names: Vec<(&[u8], &[u8])> = got
+            .iter()
+            .map(|r| (&r.key[..], r.value.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (&b"event-timestamp"[..], &b"1642628041"[..]),
+                (b"X-GitHub-Event", b"push"),
+                (b"x-dup", b"1"),
+                (b"x-dup", b"2"),
+            ]
+        );
+    }
+
+    #[test]
+    fn operator_can_keep_content_type() {
+        let ex = excluded_headers(&["content-type".into()], &[]);
+        let got = record_headers(&[h("Content-Type", "text/plain")], &ex);
+        assert_eq!(got.len(), 1);
+    }
+}
