@@ -26,6 +26,10 @@ use super::connection::{ConnError, Connection};
 use super::error::{self, ProduceError};
 use super::protocol::{self, LeaderHint, NodeEndpoint};
 
+/// How long "topic does not exist" is believed without asking the broker again, so a
+/// flood of requests for a missing topic costs one Metadata request, not one each.
+pub const UNKNOWN_TOPIC_TTL: Duration = Duration::from_secs(1);
+
 /// One partition as the last Metadata response described it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionInfo {
@@ -147,6 +151,8 @@ pub struct Metadata {
     snapshot: ArcSwap<Cluster>,
     /// Topics we produce to; every refresh asks for all of them.
     interest: Mutex<HashSet<Arc<str>>>,
+    /// Topics recently found not to exist, and when (a negative cache).
+    unknown: Mutex<HashMap<Arc<str>, Instant>>,
     /// Held while a refresh runs; guards the control connection.
     control: tokio::sync::Mutex<Option<Connection>>,
     options: MetadataOptions,
@@ -157,6 +163,7 @@ impl Metadata {
         Metadata {
             snapshot: ArcSwap::from_pointee(Cluster::empty()),
             interest: Mutex::new(HashSet::new()),
+            unknown: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(None),
             options,
         }
@@ -185,6 +192,25 @@ impl Metadata {
         if let Ok(mut set) = self.interest.lock() {
             set.remove(topic);
         }
+    }
+
+    /// Remembers that `topic` does not exist (and stops asking for it).
+    pub fn mark_unknown(&self, topic: &Arc<str>) {
+        self.drop_interest(topic);
+        if let Ok(mut unknown) = self.unknown.lock() {
+            // Names are chosen by callers: keep the cache from growing without bound.
+            unknown.retain(|_, at| at.elapsed() < UNKNOWN_TOPIC_TTL);
+            unknown.insert(topic.clone(), Instant::now());
+        }
+    }
+
+    /// True if `topic` was found not to exist within the last [`UNKNOWN_TOPIC_TTL`].
+    pub fn recently_unknown(&self, topic: &str) -> bool {
+        self.unknown
+            .lock()
+            .ok()
+            .and_then(|u| u.get(topic).map(|at| at.elapsed() < UNKNOWN_TOPIC_TTL))
+            .unwrap_or(false)
     }
 
     /// Makes sure the snapshot is at least as new as `requested_at`; coalesces with a

@@ -28,9 +28,10 @@ use super::{Ack, ProduceError, ProducerConfig, Record};
 /// Longest legal topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// How long "topic does not exist" is believed without asking the broker again, so a
-/// flood of requests for a missing topic costs one Metadata request, not one each.
-pub const UNKNOWN_TOPIC_TTL: Duration = Duration::from_millis(500);
+/// How long a topic may stay UNKNOWN_TOPIC_OR_PARTITION before we conclude the broker
+/// will not auto-create it. KRaft creates topics asynchronously; on a loaded broker
+/// that takes a few hundred milliseconds.
+pub const AUTO_CREATE_WAIT: Duration = Duration::from_millis(2500);
 
 /// Backoff while a topic is being created (LEADER_NOT_AVAILABLE in Metadata).
 pub const TOPIC_WAIT_BACKOFF: Duration = Duration::from_millis(50);
@@ -221,56 +222,70 @@ impl Core {
 
     /// The topic's partition count from metadata, fetching (and, if the broker allows,
     /// auto-creating) the topic first if we have not seen it.
+    ///
+    /// A KRaft broker creates a topic asynchronously: the Metadata request that
+    /// triggers auto-creation (and a few after it) still answers
+    /// UNKNOWN_TOPIC_OR_PARTITION. A broker that does not auto-create answers the
+    /// same forever. So "unknown" is final only after [`AUTO_CREATE_WAIT`]; the
+    /// verdict is then cached for `metadata::UNKNOWN_TOPIC_TTL`.
     async fn resolve_topic(
         &self,
         topic: &str,
         deadline: Instant,
     ) -> Result<(Arc<str>, Arc<Cluster>, i32), ProduceError> {
-        let mut refreshed_at: Option<Instant> = None;
+        if let Some(found) = ready_topic(&self.metadata.snapshot(), topic) {
+            return Ok(found);
+        }
+        if self.metadata.recently_unknown(topic) {
+            return Err(ProduceError::UnknownTopic(topic.into()));
+        }
+        let name: Arc<str> = topic.into();
+        let started = Instant::now();
+        let give_up = deadline.min(started + AUTO_CREATE_WAIT);
         loop {
-            let cluster = self.metadata.snapshot();
-            let info = cluster.topics.get_key_value(topic);
-            let name: Arc<str> = info.map_or_else(|| topic.into(), |(k, _)| k.clone());
-            match info.map(|(_, v)| v) {
-                Some(TopicInfo::Ready(parts)) => {
-                    let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-                    return Ok((name, cluster.clone(), count));
-                }
-                Some(TopicInfo::Error(error::UNKNOWN_TOPIC_OR_PARTITION))
-                    if refreshed_at.is_some()
-                        || cluster
-                            .fetched_at
-                            .is_some_and(|t| t.elapsed() < UNKNOWN_TOPIC_TTL) =>
-                {
-                    self.metadata.drop_interest(topic);
-                    return Err(ProduceError::UnknownTopic(name));
-                }
-                Some(TopicInfo::Error(code)) if refreshed_at.is_some() => {
-                    if let Disposition::Fail(e) = classify(*code, &name) {
-                        self.metadata.drop_interest(topic);
-                        return Err(e);
-                    }
-                    // Being created or electing a leader: wait a little and ask again.
-                    let wait = TOPIC_WAIT_BACKOFF;
-                    if Instant::now() + wait >= deadline {
-                        return Err(error::deadline_error(Some(*code), false));
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(ProduceError::Timeout);
-            }
             self.metadata.add_interest(&name);
             let now = Instant::now();
-            let fetch = self.refresh_metadata(now);
-            match tokio::time::timeout_at(deadline.into(), fetch).await {
-                Ok(Ok(_)) => refreshed_at = Some(now),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(ProduceError::Timeout),
+            let cluster =
+                match tokio::time::timeout_at(deadline.into(), self.refresh_metadata(now)).await {
+                    Ok(result) => result?,
+                    Err(_) => return Err(ProduceError::Timeout),
+                };
+            let code = match cluster.topics.get(topic) {
+                Some(TopicInfo::Ready(_)) => match ready_topic(&cluster, topic) {
+                    Some(found) => return Ok(found),
+                    None => error::LEADER_NOT_AVAILABLE,
+                },
+                Some(TopicInfo::Error(code)) => *code,
+                None => error::UNKNOWN_TOPIC_OR_PARTITION,
+            };
+            self.stats.broker_error(code);
+            let unknown = code == error::UNKNOWN_TOPIC_OR_PARTITION;
+            if let Disposition::Fail(e) = classify(code, &name) {
+                self.metadata.drop_interest(topic);
+                return Err(e);
             }
+            if Instant::now() + TOPIC_WAIT_BACKOFF >= give_up {
+                if unknown {
+                    self.metadata.mark_unknown(&name);
+                    return Err(ProduceError::UnknownTopic(name));
+                }
+                if Instant::now() + TOPIC_WAIT_BACKOFF >= deadline {
+                    return Err(error::deadline_error(Some(code), false));
+                }
+            }
+            tokio::time::sleep(TOPIC_WAIT_BACKOFF).await;
         }
+    }
+}
+
+/// The topic's name, snapshot and partition count if the snapshot knows it.
+fn ready_topic(cluster: &Arc<Cluster>, topic: &str) -> Option<(Arc<str>, Arc<Cluster>, i32)> {
+    match cluster.topics.get_key_value(topic)? {
+        (name, TopicInfo::Ready(parts)) => {
+            let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+            Some((name.clone(), cluster.clone(), count))
+        }
+        _ => None,
     }
 }
 
