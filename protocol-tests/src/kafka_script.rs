@@ -132,7 +132,9 @@ pub fn tool(main_class: &str, args: &[&str]) -> String {
 }
 
 /// Creates a topic with `TopicCommand` (replication factor 1) and the given `key=value`
-/// configs.
+/// configs. Retention is unlimited: tests write records with fixed timestamps years in the
+/// past, which time-based retention (7 days by default, judged by record timestamps) would
+/// otherwise delete at the next retention check, possibly before a test reads them back.
 pub fn create_topic(topic: &str, partitions: i32, configs: &[&str]) {
     let partitions = partitions.to_string();
     let mut args = vec![
@@ -145,6 +147,8 @@ pub fn create_topic(topic: &str, partitions: i32, configs: &[&str]) {
         &partitions,
         "--replication-factor",
         "1",
+        "--config",
+        "retention.ms=-1",
     ];
     for c in configs {
         args.push("--config");
