@@ -20,9 +20,8 @@ async fn run_concurrent_sends(connections_per_broker: usize) {
     let b = bootstrap();
     let topic = unique_topic("prod-many");
     create_topic(&b, &topic, PARTITIONS).await;
-    let p = Arc::new(
-        producer_with(&b, |c| c.connections_per_broker = connections_per_broker).await,
-    );
+    let p =
+        Arc::new(producer_with(&b, |c| c.connections_per_broker = connections_per_broker).await);
     let mut tasks = Vec::new();
     for t in 0..TASKS {
         let p = p.clone();
@@ -48,7 +47,10 @@ async fn run_concurrent_sends(connections_per_broker: usize) {
     let mut offsets = HashSet::new();
     for t in tasks {
         for (value, ack) in t.await.expect("task") {
-            assert!(offsets.insert((ack.partition, ack.offset)), "duplicate offset {ack:?}");
+            assert!(
+                offsets.insert((ack.partition, ack.offset)),
+                "duplicate offset {ack:?}"
+            );
             by_value.insert(value, ack);
         }
     }
@@ -61,13 +63,23 @@ async fn run_concurrent_sends(connections_per_broker: usize) {
         let log = read_partition(&b, &topic, partition).await;
         let mut last_index: HashMap<usize, usize> = HashMap::new();
         for r in &log {
-            let value = String::from_utf8(r.record.value.clone().unwrap_or_default()).expect("utf8");
-            let ack = by_value.get(&value).expect("every record in the log was acked");
-            assert_eq!((ack.partition, ack.offset), (partition, r.offset), "{value}");
+            let value =
+                String::from_utf8(r.record.value.clone().unwrap_or_default()).expect("utf8");
+            let ack = by_value
+                .get(&value)
+                .expect("every record in the log was acked");
+            assert_eq!(
+                (ack.partition, ack.offset),
+                (partition, r.offset),
+                "{value}"
+            );
             let (t, i) = value.split_once(':').expect("t:i");
             let (t, i): (usize, usize) = (t.parse().expect("t"), i.parse().expect("i"));
             if let Some(prev) = last_index.insert(t, i) {
-                assert!(prev < i, "sender {t}: {prev} before {i} in partition {partition}");
+                assert!(
+                    prev < i,
+                    "sender {t}: {prev} before {i} in partition {partition}"
+                );
             }
             seen += 1;
         }

@@ -24,6 +24,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::idempotence::{self, SequenceState};
 use super::record_batch::{BatchBuilder, EncodeError, ProducerIdentity};
 use super::{Compression, ProduceError, Record};
 
@@ -68,6 +69,8 @@ pub struct Batch {
     /// tell whether they landed in the same batch.
     pub id: u64,
     pub record_count: i32,
+    /// Producer id, epoch and base sequence it was encoded with.
+    pub stamp: ProducerIdentity,
     waiters: Vec<oneshot::Sender<BatchResult>>,
     /// Bytes charged against `buffer_memory`, released when the batch completes.
     pub charged: usize,
@@ -87,6 +90,7 @@ impl Batch {
             body: Body::Open(BatchBuilder::new(capacity_hint)),
             id,
             record_count: 0,
+            stamp: ProducerIdentity::NONE,
             waiters: Vec::new(),
             charged: 0,
             created: now,
@@ -121,10 +125,24 @@ impl Batch {
         let body = std::mem::replace(&mut self.body, Body::Encoded(Bytes::new()));
         let bytes = match body {
             Body::Encoded(bytes) => bytes,
-            Body::Open(builder) => builder.finish(compression, producer)?,
+            Body::Open(builder) => {
+                self.stamp = producer;
+                builder.finish(compression, producer)?
+            }
         };
         self.body = Body::Encoded(bytes.clone());
         Ok(bytes)
+    }
+
+    /// Rewrites the producer identity of an encoded batch (see `idempotence`).
+    pub fn restamp(&mut self, stamp: ProducerIdentity) -> Option<Bytes> {
+        let Body::Encoded(bytes) = &self.body else {
+            return None;
+        };
+        let bytes = idempotence::restamp(bytes, stamp)?;
+        self.stamp = stamp;
+        self.body = Body::Encoded(bytes.clone());
+        Some(bytes)
     }
 
     /// Tells every waiter how the batch ended.
@@ -152,10 +170,8 @@ pub struct QueueState {
     /// The queue sits in a sender's (or the parking lot's) ready list.
     pub scheduled: bool,
     next_batch_id: u64,
-    /// Idempotence (KIP-98): the producer id this partition's sequences belong to, and
-    /// the next sequence number. Assigned when a batch is encoded.
-    pub producer: Option<(i64, i16)>,
-    pub next_sequence: i32,
+    /// Idempotence (KIP-98): producer id and next sequence of this partition.
+    pub seq: SequenceState,
 }
 
 /// Where a record landed: which batch, and its index in it.
@@ -229,6 +245,7 @@ impl QueueState {
         while i < self.batches.len() {
             if self.batches[i].deadline <= now {
                 if let Some(b) = self.batches.remove(i) {
+                    self.seq.release(b.stamp, b.record_count, b.maybe_written);
                     expired.push(b);
                 }
             } else {
@@ -241,7 +258,11 @@ impl QueueState {
     /// Removes every batch that is not in flight (topic deleted, partition gone).
     pub fn take_all_idle(&mut self) -> Vec<Batch> {
         let keep = usize::from(self.in_flight).min(self.batches.len());
-        self.batches.split_off(keep).into()
+        let idle: Vec<Batch> = self.batches.split_off(keep).into();
+        for b in &idle {
+            self.seq.release(b.stamp, b.record_count, b.maybe_written);
+        }
+        idle
     }
 }
 

@@ -49,6 +49,10 @@ pub(crate) enum Disposition {
         /// so a final failure must be reported as "unknown outcome" (Timeout).
         maybe_written: bool,
     },
+    /// The broker does not know our idempotent producer state for this partition
+    /// (it expired, or a batch we gave up on left a gap): the batch was not appended.
+    /// Resend it under a fresh producer id (KIP-360).
+    Restamp,
     /// Give up: every record of the batch fails with this error.
     Fail(ProduceError),
 }
@@ -66,7 +70,11 @@ pub(crate) const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 pub(crate) const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub(crate) const INVALID_TIMESTAMP: i16 = 32;
+pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub(crate) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub(crate) const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+pub(crate) const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub(crate) const INVALID_RECORD: i16 = 87;
 
 /// Classifies one Kafka error code (never 0) from a Produce response partition or a
@@ -93,6 +101,9 @@ pub(crate) fn classify(code: i16, topic: &Arc<str>) -> Disposition {
         // BROKER_NOT_AVAILABLE, CONCURRENT_TRANSACTIONS, THROTTLING_QUOTA_EXCEEDED.
         13 => retry(true, true),
         19 | 8 | 51 | 89 => retry(false, false),
+        OUT_OF_ORDER_SEQUENCE_NUMBER | UNKNOWN_PRODUCER_ID | INVALID_PRODUCER_EPOCH => {
+            Disposition::Restamp
+        }
         MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE => {
             Disposition::Fail(ProduceError::RecordTooLarge)
         }
@@ -158,13 +169,13 @@ pub(crate) fn error_name(code: i16) -> &'static str {
         42 => "INVALID_REQUEST",
         43 => "UNSUPPORTED_FOR_MESSAGE_FORMAT",
         44 => "POLICY_VIOLATION",
-        45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        OUT_OF_ORDER_SEQUENCE_NUMBER => "OUT_OF_ORDER_SEQUENCE_NUMBER",
         DUPLICATE_SEQUENCE_NUMBER => "DUPLICATE_SEQUENCE_NUMBER",
-        47 => "INVALID_PRODUCER_EPOCH",
+        INVALID_PRODUCER_EPOCH => "INVALID_PRODUCER_EPOCH",
         51 => "CONCURRENT_TRANSACTIONS",
-        53 => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
         56 => "KAFKA_STORAGE_ERROR",
-        59 => "UNKNOWN_PRODUCER_ID",
+        UNKNOWN_PRODUCER_ID => "UNKNOWN_PRODUCER_ID",
         74 => "FENCED_LEADER_EPOCH",
         75 => "UNKNOWN_LEADER_EPOCH",
         76 => "UNSUPPORTED_COMPRESSION_TYPE",
@@ -226,6 +237,13 @@ mod tests {
                 name: "UNSUPPORTED_COMPRESSION_TYPE"
             })
         ));
+    }
+
+    #[test]
+    fn lost_producer_state_restamps() {
+        for code in [45, 47, 59] {
+            assert!(matches!(classify(code), Disposition::Restamp), "{code}");
+        }
     }
 
     #[test]

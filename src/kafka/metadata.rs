@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 
 use super::connection::{ConnError, Connection};
 use super::error::{self, ProduceError};
-use super::protocol::{self, LeaderHint, NodeEndpoint};
+use super::protocol::{self, LeaderHint, NodeEndpoint, Request, Versions};
 
 /// How long "topic does not exist" is believed without asking the broker again, so a
 /// flood of requests for a missing topic costs one Metadata request, not one each.
@@ -226,20 +226,37 @@ impl Metadata {
             Ok(set) => set.iter().cloned().collect(),
             Err(_) => Vec::new(),
         };
-        let response = self.fetch(&mut control, &current, &topics).await?;
+        let response = self
+            .exchange(&mut control, &current, |v| {
+                let request = protocol::metadata_request(Some(topics.iter()), true);
+                Some((request, v.metadata))
+            })
+            .await?;
         let next = Arc::new(current.merged(&response, started));
         self.snapshot.store(next.clone());
         Ok(next)
     }
 
-    /// Sends one Metadata request over the control connection, reconnecting to the
-    /// first broker that answers if needed.
-    async fn fetch(
+    /// Sends one request over the control connection (not a Produce connection): used
+    /// for InitProducerId. `build` picks the request and version from the broker's
+    /// versions, or `None` if the broker cannot take it.
+    pub async fn control_request<R: Request>(
+        &self,
+        build: impl Fn(Versions) -> Option<(R, i16)>,
+    ) -> Result<R::Response, ProduceError> {
+        let mut control = self.control.lock().await;
+        let current = self.snapshot.load_full();
+        self.exchange(&mut control, &current, build).await
+    }
+
+    /// One request/response on the control connection, reconnecting to the first
+    /// broker that answers if needed.
+    async fn exchange<R: Request>(
         &self,
         control: &mut Option<Connection>,
         current: &Cluster,
-        topics: &[Arc<str>],
-    ) -> Result<kafka_protocol::messages::MetadataResponse, ProduceError> {
+        build: impl Fn(Versions) -> Option<(R, i16)>,
+    ) -> Result<R::Response, ProduceError> {
         let mut last_error: Option<ConnError> = None;
         // Two passes: a cached connection may have died since its last use.
         for _ in 0..2 {
@@ -254,11 +271,15 @@ impl Metadata {
                 }
             }
             let Some(conn) = control.as_ref() else { break };
-            let request = protocol::metadata_request(Some(topics.iter()), true);
-            match conn.request(&request, conn.versions().metadata).await {
+            let Some((request, version)) = build(conn.versions()) else {
+                return Err(ProduceError::Unavailable(
+                    "the broker does not support this request".into(),
+                ));
+            };
+            match conn.request(&request, version).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
-                    tracing::debug!(error = %e, "metadata request failed");
+                    tracing::debug!(error = %e, "control request failed");
                     last_error = Some(e);
                     *control = None;
                 }

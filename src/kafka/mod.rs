@@ -11,6 +11,7 @@ mod accumulator;
 pub mod config;
 mod connection;
 pub mod error;
+mod idempotence;
 mod metadata;
 pub mod partitioner;
 pub mod producer;

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::accumulator::{self, BatchResult, PartitionQueue, QueueState};
+use super::accumulator::{self, BatchResult, PartitionQueue};
 use super::error::{self, classify, Disposition};
+use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF};
 use super::metadata::{Cluster, Metadata, MetadataOptions, TopicInfo};
 use super::partitioner::{partition_for_key, StickyPartitioner};
-use super::record_batch::ProducerIdentity;
 use super::sender::{self, SenderHandle};
 use super::stats::ProducerStats;
 use super::{Ack, ProduceError, ProducerConfig, Record};
@@ -85,6 +85,7 @@ pub struct Core {
     pub config: ProducerConfig,
     pub metadata: Metadata,
     pub stats: ProducerStats,
+    pub idempotence: Idempotence,
     topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
     senders: Mutex<HashMap<(i32, usize), Arc<SenderHandle>>>,
     parked: Mutex<Vec<Arc<PartitionQueue>>>,
@@ -187,15 +188,6 @@ impl Core {
         t.sticky
             .batch_sent(queue.partition, n.max(queue.partition + 1));
     }
-
-    /// Producer id, epoch and base sequence for a batch about to be encoded.
-    /// Without idempotence every batch carries "no producer".
-    pub fn producer_identity(&self, _st: &mut QueueState, _records: i32) -> ProducerIdentity {
-        ProducerIdentity::NONE
-    }
-
-    /// A batch that had been given sequence numbers failed for good.
-    pub fn sequence_broken(&self, _st: &mut QueueState) {}
 
     fn topic_queues(&self, topic: &Arc<str>) -> Arc<TopicQueues> {
         if let Some(t) = self
@@ -310,6 +302,7 @@ impl Producer {
             // acks=0 gets no response, hence no offset to report.
             return Err(ProduceError::Unavailable("acks=0 is not supported".into()));
         }
+        let idempotent = config.idempotence && config.acks == -1;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metadata = Metadata::new(MetadataOptions {
             bootstrap: config.bootstrap.clone(),
@@ -320,6 +313,7 @@ impl Producer {
             config,
             metadata,
             stats: ProducerStats::default(),
+            idempotence: Idempotence::new(idempotent),
             topics: RwLock::new(HashMap::new()),
             senders: Mutex::new(HashMap::new()),
             parked: Mutex::new(Vec::new()),
@@ -332,6 +326,14 @@ impl Producer {
             shutdown: shutdown_rx,
         });
         core.refresh_metadata(Instant::now()).await?;
+        if idempotent {
+            // Best effort now, so the first batches need not wait; retried in the
+            // background if it fails.
+            if let Err(e) = core.idempotence.fetch_if_needed(&core.metadata).await {
+                tracing::warn!(error = %e, "InitProducerId failed; will retry");
+            }
+            tokio::spawn(run_producer_ids(core.clone()));
+        }
         tokio::spawn(sender::run_parking(core.clone()));
         tokio::spawn(run_refresh(core.clone()));
         Ok(Producer { core, shutdown })
@@ -674,6 +676,26 @@ async fn run_refresh(core: Arc<Core>) {
         if let Err(e) = core.refresh_metadata(Instant::now()).await {
             tracing::warn!(error = %e, "metadata refresh failed");
         }
+    }
+}
+
+/// Fetches fresh producer ids when a partition asks for one (see `idempotence`).
+async fn run_producer_ids(core: Arc<Core>) {
+    let mut shutdown = core.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = core.idempotence.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        while let Err(e) = core.idempotence.fetch_if_needed(&core.metadata).await {
+            tracing::warn!(error = %e, "InitProducerId failed");
+            tokio::select! {
+                _ = tokio::time::sleep(INIT_PRODUCER_ID_BACKOFF) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        // Partitions that waited for the id sit in the parking lot.
+        core.parked_notify.notify_one();
     }
 }
 

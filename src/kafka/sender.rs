@@ -25,6 +25,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use super::accumulator::{Batch, BatchAck, PartitionQueue, QueueState};
 use super::connection::Connection;
 use super::error::{self, classify, Disposition, ProduceError};
+use super::idempotence::Stamp;
 use super::metadata::{Cluster, TopicInfo};
 use super::producer::Core;
 use super::protocol::{self, PartitionBatch, PartitionResult};
@@ -261,20 +262,38 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
             continue;
         }
         let retry = front.attempts > 0;
-        let identity = match front.is_encoded() {
-            true => ProducerIdentity::NONE, // unused: the bytes exist already
-            false => {
-                let count = front.record_count;
-                core.producer_identity(&mut st, count)
+        let (count, encoded) = (front.record_count, front.is_encoded());
+        let stamp = if !encoded || st.seq.restamp_front {
+            match st.seq.assign(&core.idempotence, count) {
+                Stamp::Ready(stamp) => Some(stamp),
+                Stamp::Wait => {
+                    // A fresh producer id is being fetched; the parking lot retries.
+                    st.scheduled = true;
+                    core.park(queue.clone());
+                    continue;
+                }
             }
+        } else {
+            None
         };
+        let restamp = std::mem::take(&mut st.seq.restamp_front);
         let Some(front) = st.batches.front_mut() else {
             continue;
         };
-        match front.encode(core.config.compression, identity) {
+        let encoded = match (stamp, restamp) {
+            (Some(stamp), true) => front
+                .restamp(stamp)
+                .ok_or_else(|| ProduceError::InvalidRecord("cannot restamp the batch".into())),
+            (stamp, _) => front
+                .encode(
+                    core.config.compression,
+                    stamp.unwrap_or(ProducerIdentity::NONE),
+                )
+                .map_err(|e| ProduceError::InvalidRecord(e.to_string().into())),
+        };
+        match encoded {
             Ok(records) => {
-                let record_count = front.record_count;
-                core.stats.batch_sent(record_count, retry);
+                core.stats.batch_sent(count, retry);
                 if !retry {
                     core.batch_left(&queue);
                 }
@@ -287,7 +306,8 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
             }
             Err(e) => {
                 if let Some(b) = st.batches.pop_front() {
-                    failed.push((b, ProduceError::InvalidRecord(e.to_string().into())));
+                    st.seq.release(b.stamp, b.record_count, false);
+                    failed.push((b, e));
                 }
                 schedule(core, &queue, &mut st);
             }
@@ -420,12 +440,25 @@ fn settle(
             let refresh = refresh_metadata && !hinted;
             retry_or_fail(core, f, Some(r.error_code), refresh, maybe_written);
         }
+        Disposition::Restamp => {
+            {
+                let mut st = f.queue.lock();
+                st.seq.abandon();
+                st.seq.restamp_front = true;
+            }
+            retry_or_fail(core, f, Some(r.error_code), false, false);
+        }
         Disposition::Fail(err) => {
             let batch = {
                 let mut st = f.queue.lock();
                 st.in_flight = false;
-                core.sequence_broken(&mut st);
                 let b = st.batches.pop_front();
+                if let Some(b) = &b {
+                    // A duplicate was appended before: our sequence is still right.
+                    if r.error_code != error::DUPLICATE_SEQUENCE_NUMBER {
+                        st.seq.release(b.stamp, b.record_count, false);
+                    }
+                }
                 schedule(core, &f.queue, &mut st);
                 b
             };
@@ -461,8 +494,10 @@ fn retry_or_fail(
         let delay = backoff_for(front.attempts);
         if now + delay >= front.deadline {
             st.in_flight = false;
-            core.sequence_broken(&mut st);
             let b = st.batches.pop_front();
+            if let Some(b) = &b {
+                st.seq.release(b.stamp, b.record_count, b.maybe_written);
+            }
             schedule(core, &f.queue, &mut st);
             (delay, b)
         } else {
@@ -576,7 +611,7 @@ fn partition_gone(cluster: &Cluster, q: &PartitionQueue) -> Option<ProduceError>
         }
         TopicInfo::Error(code) => match classify(*code, &q.topic) {
             Disposition::Fail(e) => Some(e),
-            Disposition::Retry { .. } => None,
+            Disposition::Retry { .. } | Disposition::Restamp => None,
         },
         TopicInfo::Ready(parts) => {
             let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
