@@ -168,6 +168,14 @@ async fn every_produce_version_is_accepted_and_read_back_exactly() {
         assert_eq!(r.error_code, 0, "v{version}: {:?}", r.error_message);
         assert_eq!(r.base_offset, 0, "v{version}");
         assert_eq!(r.log_append_time_ms, -1, "v{version}: CreateTime topic");
+        assert!(
+            r.record_errors.is_empty(),
+            "v{version}: {:?}",
+            r.record_errors
+        );
+        if version >= 5 {
+            assert_eq!(r.log_start_offset, 0, "v{version}: log start offset");
+        }
 
         let friendly = rskafka_friendly_records(&format!("v{version}"));
         let second = encode_ours(&friendly, Compression::None, ProducerIdentity::NONE);
