@@ -30,6 +30,9 @@ pub struct ProducerConfig {
     pub metadata_refresh: Duration,
     /// Bytes allowed to wait for Kafka before new records are refused.
     pub buffer_memory: usize,
+    /// Idempotent producer (KIP-98): a resent batch cannot be written twice. Needs
+    /// acks=all (-1); ignored otherwise. Off only for brokers that refuse it.
+    pub idempotence: bool,
 }
 
 impl Default for ProducerConfig {
@@ -48,6 +51,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(8),
             metadata_refresh: Duration::from_secs(30),
             buffer_memory: 64 * 1024 * 1024,
+            idempotence: true,
         }
     }
 }

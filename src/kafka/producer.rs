@@ -1,37 +1,718 @@
-//! The producer (stub; replaced by the kafka work).
+//! The producer's public face: validate, pick a partition, append to that
+//! partition's batch, and wait for this record's acknowledgement.
+//!
+//! [`Producer`] is a thin handle over [`Core`], the state shared with the background
+//! tasks: the metadata snapshot, per-partition queues, the sender of every pool
+//! slot, the parking lot, buffer accounting and statistics. Background tasks stop
+//! when the `Producer` is dropped or closed.
+//!
+//! References: Java `KafkaProducer.send` / `doSend` (apache/kafka); Kafka topic name
+//! rules in `org.apache.kafka.common.internals.Topic`; KIP-480 (sticky partitioner).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::accumulator::{self, BatchResult, PartitionQueue};
+use super::error::{self, classify, Disposition};
+use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF};
+use super::metadata::{Cluster, Metadata, MetadataOptions, TopicInfo};
+use super::partitioner::{partition_for_key, StickyPartitioner};
+use super::sender::{self, SenderHandle};
+use super::stats::ProducerStats;
 use super::{Ack, ProduceError, ProducerConfig, Record};
 
+/// Longest legal topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// How long a topic may stay UNKNOWN_TOPIC_OR_PARTITION before we conclude the broker
+/// will not auto-create it. KRaft creates topics asynchronously; on a loaded broker
+/// that takes a few hundred milliseconds.
+pub const AUTO_CREATE_WAIT: Duration = Duration::from_millis(2500);
+
+/// Backoff while a topic is being created (LEADER_NOT_AVAILABLE in Metadata).
+pub const TOPIC_WAIT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters from
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic(topic: &str) -> Result<(), ProduceError> {
+    let legal = !topic.is_empty()
+        && topic.len() <= MAX_TOPIC_NAME_LEN
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if legal {
+        Ok(())
+    } else {
+        Err(ProduceError::InvalidTopic(topic.into()))
+    }
+}
+
+/// Per-topic producer state.
+pub struct TopicQueues {
+    name: Arc<str>,
+    sticky: StickyPartitioner,
+    partitions: RwLock<Vec<Arc<PartitionQueue>>>,
+}
+
+impl TopicQueues {
+    fn queue(&self, partition: i32) -> Arc<PartitionQueue> {
+        let i = usize::try_from(partition).unwrap_or(0);
+        if let Some(q) = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(i)
+        {
+            return q.clone();
+        }
+        let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        while parts.len() <= i {
+            let p = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+            parts.push(Arc::new(PartitionQueue::new(self.name.clone(), p)));
+        }
+        parts[i].clone()
+    }
+}
+
+/// State shared by the handle and every background task.
+pub struct Core {
+    pub config: ProducerConfig,
+    pub metadata: Metadata,
+    pub stats: ProducerStats,
+    pub idempotence: Idempotence,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    senders: Mutex<HashMap<(i32, usize), Arc<SenderHandle>>>,
+    parked: Mutex<Vec<Arc<PartitionQueue>>>,
+    pub parked_notify: Notify,
+    refresh_wanted: Notify,
+    /// Bytes charged against `buffer_memory`.
+    buffered: AtomicUsize,
+    /// Records appended and not yet settled, for `flush`.
+    outstanding: AtomicUsize,
+    settled: Notify,
+    closed: AtomicBool,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Core {
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// The pool slot of a partition: always the same connection for one partition.
+    pub fn slot_index(&self, partition: i32) -> usize {
+        let n = self.config.connections_per_broker.max(1);
+        usize::try_from(partition).unwrap_or(0) % n
+    }
+
+    /// The sender of `broker`'s slot for `partition`, started on first use.
+    pub fn sender_for(self: &Arc<Self>, broker: i32, partition: i32) -> Arc<SenderHandle> {
+        let key = (broker, self.slot_index(partition));
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        senders
+            .entry(key)
+            .or_insert_with(|| {
+                let handle = Arc::new(SenderHandle::new(key.0, key.1));
+                tokio::spawn(sender::run(self.clone(), handle.clone()));
+                handle
+            })
+            .clone()
+    }
+
+    pub fn park(&self, queue: Arc<PartitionQueue>) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(queue);
+        self.parked_notify.notify_one();
+    }
+
+    pub fn take_parked(&self) -> Vec<Arc<PartitionQueue>> {
+        std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Asks the refresh task for a metadata refresh soon, without waiting for it.
+    pub fn request_refresh(&self) {
+        self.refresh_wanted.notify_one();
+    }
+
+    /// A coalesced metadata refresh (see `metadata`), counted in stats.
+    pub async fn refresh_metadata(
+        &self,
+        requested_at: Instant,
+    ) -> Result<Arc<Cluster>, ProduceError> {
+        let before = self.metadata.snapshot().fetched_at;
+        let result = self.metadata.refresh(requested_at).await;
+        if let Ok(c) = &result {
+            if c.fetched_at != before {
+                self.stats.metadata_refreshed();
+            }
+        }
+        result
+    }
+
+    /// Returns a settled batch's memory and wakes `flush` when nothing is left.
+    pub fn release(&self, charged: usize, records: i32) {
+        self.buffered.fetch_sub(charged, Ordering::AcqRel);
+        self.stats.buffered(-(charged as i64));
+        let records = usize::try_from(records).unwrap_or(0);
+        if self.outstanding.fetch_sub(records, Ordering::AcqRel) == records {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Reserves memory for a record, or refuses it when `buffer_memory` is used up.
+    fn charge(&self, bytes: usize) -> Result<(), ProduceError> {
+        let before = self.buffered.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > self.config.buffer_memory && before > 0 {
+            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(ProduceError::Backpressure);
+        }
+        self.stats.buffered(bytes as i64);
+        Ok(())
+    }
+
+    /// The sticky partitioner moves on once a batch of its partition leaves (KIP-480).
+    pub fn batch_left(&self, queue: &PartitionQueue) {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let Some(t) = topics.get(&queue.topic) else {
+            return;
+        };
+        let n = i32::try_from(t.partitions.read().map_or(0, |p| p.len())).unwrap_or(0);
+        t.sticky
+            .batch_sent(queue.partition, n.max(queue.partition + 1));
+    }
+
+    fn topic_queues(&self, topic: &Arc<str>) -> Arc<TopicQueues> {
+        if let Some(t) = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
+            return t.clone();
+        }
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(topic.clone())
+            .or_insert_with(|| {
+                Arc::new(TopicQueues {
+                    name: topic.clone(),
+                    sticky: StickyPartitioner::new(),
+                    partitions: RwLock::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// The topic's partition count from metadata, fetching (and, if the broker allows,
+    /// auto-creating) the topic first if we have not seen it.
+    ///
+    /// A KRaft broker creates a topic asynchronously: the Metadata request that
+    /// triggers auto-creation (and a few after it) still answers
+    /// UNKNOWN_TOPIC_OR_PARTITION. A broker that does not auto-create answers the
+    /// same forever. So "unknown" is final only after [`AUTO_CREATE_WAIT`]; the
+    /// verdict is then cached for `metadata::UNKNOWN_TOPIC_TTL`.
+    async fn resolve_topic(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<(Arc<str>, Arc<Cluster>, i32), ProduceError> {
+        if let Some(found) = ready_topic(&self.metadata.snapshot(), topic) {
+            return Ok(found);
+        }
+        if self.metadata.recently_unknown(topic) {
+            return Err(ProduceError::UnknownTopic(topic.into()));
+        }
+        let name: Arc<str> = topic.into();
+        let started = Instant::now();
+        let give_up = deadline.min(started + AUTO_CREATE_WAIT);
+        loop {
+            self.metadata.add_interest(&name);
+            let now = Instant::now();
+            let cluster =
+                match tokio::time::timeout_at(deadline.into(), self.refresh_metadata(now)).await {
+                    Ok(result) => result?,
+                    Err(_) => return Err(ProduceError::Timeout),
+                };
+            let code = match cluster.topics.get(topic) {
+                Some(TopicInfo::Ready(_)) => match ready_topic(&cluster, topic) {
+                    Some(found) => return Ok(found),
+                    None => error::LEADER_NOT_AVAILABLE,
+                },
+                Some(TopicInfo::Error(code)) => *code,
+                None => error::UNKNOWN_TOPIC_OR_PARTITION,
+            };
+            self.stats.broker_error(code);
+            let unknown = code == error::UNKNOWN_TOPIC_OR_PARTITION;
+            if let Disposition::Fail(e) = classify(code, &name) {
+                self.metadata.drop_interest(topic);
+                return Err(e);
+            }
+            if Instant::now() + TOPIC_WAIT_BACKOFF >= give_up {
+                if unknown {
+                    self.metadata.mark_unknown(&name);
+                    return Err(ProduceError::UnknownTopic(name));
+                }
+                if Instant::now() + TOPIC_WAIT_BACKOFF >= deadline {
+                    return Err(error::deadline_error(Some(code), false));
+                }
+            }
+            tokio::time::sleep(TOPIC_WAIT_BACKOFF).await;
+        }
+    }
+}
+
+/// The topic's name, snapshot and partition count if the snapshot knows it.
+fn ready_topic(cluster: &Arc<Cluster>, topic: &str) -> Option<(Arc<str>, Arc<Cluster>, i32)> {
+    match cluster.topics.get_key_value(topic)? {
+        (name, TopicInfo::Ready(parts)) => {
+            let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+            Some((name.clone(), cluster.clone(), count))
+        }
+        _ => None,
+    }
+}
+
+/// A record appended to a batch, waiting for the batch's result.
+struct Pending {
+    rx: usize,
+    index: i32,
+    partition: i32,
+    timestamp: i64,
+}
+
+/// Our minimal Kafka producer. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Producer {
-    _config: ProducerConfig,
+    core: Arc<Core>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl Producer {
     /// Bootstrap: connect, negotiate versions, load metadata.
     pub async fn connect(config: ProducerConfig) -> Result<Producer, ProduceError> {
-        Ok(Producer { _config: config })
+        if config.acks == 0 {
+            // acks=0 gets no response, hence no offset to report.
+            return Err(ProduceError::Unavailable("acks=0 is not supported".into()));
+        }
+        let idempotent = config.idempotence && config.acks == -1;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let metadata = Metadata::new(MetadataOptions {
+            bootstrap: config.bootstrap.clone(),
+            client_id: config.client_id.clone(),
+            request_timeout: config.request_timeout,
+        });
+        let core = Arc::new(Core {
+            config,
+            metadata,
+            stats: ProducerStats::default(),
+            idempotence: Idempotence::new(idempotent),
+            topics: RwLock::new(HashMap::new()),
+            senders: Mutex::new(HashMap::new()),
+            parked: Mutex::new(Vec::new()),
+            parked_notify: Notify::new(),
+            refresh_wanted: Notify::new(),
+            buffered: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            settled: Notify::new(),
+            closed: AtomicBool::new(false),
+            shutdown: shutdown_rx,
+        });
+        core.refresh_metadata(Instant::now()).await?;
+        if idempotent {
+            // Best effort now, so the first batches need not wait; retried in the
+            // background if it fails.
+            if let Err(e) = core.idempotence.fetch_if_needed(&core.metadata).await {
+                tracing::warn!(error = %e, "InitProducerId failed; will retry");
+            }
+            tokio::spawn(run_producer_ids(core.clone()));
+        }
+        tokio::spawn(sender::run_parking(core.clone()));
+        tokio::spawn(run_refresh(core.clone()));
+        Ok(Producer { core, shutdown })
     }
 
     /// Produce one record and wait for its acknowledgement.
-    pub async fn send(&self, _topic: &str, _record: Record) -> Result<Ack, ProduceError> {
-        Err(ProduceError::Unavailable("not implemented".into()))
+    pub async fn send(&self, topic: &str, record: Record) -> Result<Ack, ProduceError> {
+        let deadline = Instant::now() + self.core.config.delivery_timeout;
+        let mut rxs = Vec::with_capacity(1);
+        let pending = self.enqueue(topic, &record, deadline, &mut rxs).await?;
+        let Some(rx) = rxs.pop() else {
+            return Err(ProduceError::ShuttingDown);
+        };
+        let result = wait(rx, deadline).await;
+        ack(&result, &pending)
     }
 
     /// Produce many records (possibly to several topics); records sharing a partition go
     /// out in the same batch. Results come back in input order.
     pub async fn send_all(&self, items: Vec<(String, Record)>) -> Vec<Result<Ack, ProduceError>> {
-        let mut out = Vec::with_capacity(items.len());
-        for (t, r) in items {
-            out.push(self.send(&t, r).await);
+        let deadline = Instant::now() + self.core.config.delivery_timeout;
+        let mut rxs = Vec::new();
+        let mut pendings = Vec::with_capacity(items.len());
+        for group in self.group(items, deadline).await {
+            match group {
+                Err((i, e)) => pendings.push((i, Err(e))),
+                Ok(g) => self.enqueue_group(g, deadline, &mut rxs, &mut pendings),
+            }
         }
-        out
+        let mut results = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            results.push(wait(rx, deadline).await);
+        }
+        let mut out: Vec<Option<Result<Ack, ProduceError>>> = Vec::new();
+        out.resize_with(pendings.len(), || None);
+        for (i, p) in pendings {
+            let r = match p {
+                Ok(p) => match results.get(p.rx) {
+                    Some(result) => ack(result, &p),
+                    None => Err(ProduceError::ShuttingDown),
+                },
+                Err(e) => Err(e),
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or(Err(ProduceError::ShuttingDown)))
+            .collect()
+    }
+
+    /// The number of partitions of `topic` (fetching its metadata if needed).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, ProduceError> {
+        validate_topic(topic)?;
+        let deadline = Instant::now() + self.core.config.delivery_timeout;
+        let (_, _, count) = self.core.resolve_topic(topic, deadline).await?;
+        Ok(count)
+    }
+
+    /// Counters for `/metrics`.
+    pub fn stats(&self) -> &ProducerStats {
+        &self.core.stats
     }
 
     /// Age of the metadata snapshot, `None` before the first load.
-    pub fn metadata_age(&self) -> Option<std::time::Duration> {
-        None
+    pub fn metadata_age(&self) -> Option<Duration> {
+        self.core.metadata.age()
+    }
+
+    /// True while the metadata is fresh: refreshed within three refresh intervals, so
+    /// at least one of the last periodic refreshes reached a broker.
+    pub fn is_ready(&self) -> bool {
+        !self.core.closed.load(Ordering::Acquire)
+            && self
+                .metadata_age()
+                .is_some_and(|age| age < self.core.config.metadata_refresh * 3)
     }
 
     /// Wait until everything appended so far is acknowledged or failed.
-    pub async fn flush(&self) {}
+    pub async fn flush(&self) {
+        loop {
+            let settled = self.core.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.core.outstanding.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
+    }
+
+    /// Refuses new records, waits for those already appended, stops background tasks.
+    pub async fn close(&self) {
+        self.core.closed.store(true, Ordering::Release);
+        self.flush().await;
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Validates, picks the partition, appends, and returns where the record went.
+    async fn enqueue(
+        &self,
+        topic: &str,
+        record: &Record,
+        deadline: Instant,
+        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
+    ) -> Result<Pending, ProduceError> {
+        self.check_open()?;
+        validate_topic(topic)?;
+        let (name, cluster, count) = self.core.resolve_topic(topic, deadline).await?;
+        let queues = self.core.topic_queues(&name);
+        let partition = choose_partition(&queues, &cluster, record, count)?;
+        let mut out = Vec::with_capacity(1);
+        self.append_all(&queues, partition, &[record], deadline, rxs, &mut out)?;
+        out.pop().ok_or(ProduceError::ShuttingDown)
+    }
+
+    fn check_open(&self) -> Result<(), ProduceError> {
+        match self.core.closed.load(Ordering::Acquire) {
+            true => Err(ProduceError::ShuttingDown),
+            false => Ok(()),
+        }
+    }
+
+    /// Resolves topics and partitions for `send_all`, grouping records by partition
+    /// (input order kept within a group). Errors carry the item index.
+    async fn group(
+        &self,
+        items: Vec<(String, Record)>,
+        deadline: Instant,
+    ) -> Vec<Result<Group, (usize, ProduceError)>> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut errors = Vec::new();
+        let mut resolved: HashMap<String, Resolved> = HashMap::new();
+        for (i, (topic, record)) in items.into_iter().enumerate() {
+            if let Err(e) = self.check_open().and_then(|_| validate_topic(&topic)) {
+                errors.push(Err((i, e)));
+                continue;
+            }
+            if !resolved.contains_key(&topic) {
+                let r = self.core.resolve_topic(&topic, deadline).await;
+                let r = r.map(|(name, c, n)| (self.core.topic_queues(&name), c, n));
+                resolved.insert(topic.clone(), r);
+            }
+            let (queues, cluster, count) = match resolved.get(&topic) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
+                    errors.push(Err((i, e.clone())));
+                    continue;
+                }
+                None => continue,
+            };
+            let partition = match choose_partition(queues, cluster, &record, *count) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(Err((i, e)));
+                    continue;
+                }
+            };
+            match groups
+                .iter_mut()
+                .find(|g| Arc::ptr_eq(&g.queues, queues) && g.partition == partition)
+            {
+                Some(g) => g.items.push((i, record)),
+                None => groups.push(Group {
+                    queues: queues.clone(),
+                    partition,
+                    items: vec![(i, record)],
+                }),
+            }
+        }
+        errors.extend(groups.into_iter().map(Ok));
+        errors
+    }
+
+    fn enqueue_group(
+        &self,
+        g: Group,
+        deadline: Instant,
+        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
+        pendings: &mut Vec<(usize, Result<Pending, ProduceError>)>,
+    ) {
+        let records: Vec<&Record> = g.items.iter().map(|(_, r)| r).collect();
+        let mut out = Vec::with_capacity(records.len());
+        match self.append_all(&g.queues, g.partition, &records, deadline, rxs, &mut out) {
+            Ok(()) => {
+                for ((i, _), p) in g.items.iter().zip(out) {
+                    pendings.push((*i, Ok(p)));
+                }
+            }
+            Err(e) => {
+                // Records appended before the refusal still go out; report them, and the
+                // refusal for the rest.
+                let n = out.len();
+                for ((i, _), p) in g.items.iter().zip(out) {
+                    pendings.push((*i, Ok(p)));
+                }
+                for (i, _) in g.items.iter().skip(n) {
+                    pendings.push((*i, Err(e.clone())));
+                }
+            }
+        }
+    }
+
+    /// Appends records to one partition under one lock, so records of one call that
+    /// share a partition land in the same batch (unless it fills up). Stops at the
+    /// first record refused for lack of buffer memory or size.
+    fn append_all(
+        &self,
+        queues: &TopicQueues,
+        partition: i32,
+        records: &[&Record],
+        deadline: Instant,
+        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
+        out: &mut Vec<Pending>,
+    ) -> Result<(), ProduceError> {
+        let core = &self.core;
+        let queue = queues.queue(partition);
+        let now = Instant::now();
+        let mut st = queue.lock();
+        let mut last_batch = None;
+        let mut result = Ok(());
+        for record in records {
+            let charge = accumulator::record_charge(record);
+            if charge > core.config.max_request_bytes {
+                result = Err(ProduceError::RecordTooLarge);
+                break;
+            }
+            if let Err(e) = core.charge(charge) {
+                result = Err(e);
+                break;
+            }
+            core.outstanding.fetch_add(1, Ordering::AcqRel);
+            let timestamp = record.timestamp.unwrap_or_else(now_ms);
+            let slot = st.append(
+                record,
+                timestamp,
+                core.config.max_batch_bytes,
+                charge,
+                now,
+                deadline,
+            );
+            if last_batch != Some(slot.batch_id) {
+                if let Some(rx) = st.subscribe(slot.batch_id) {
+                    rxs.push(rx);
+                }
+                last_batch = Some(slot.batch_id);
+            }
+            out.push(Pending {
+                rx: rxs.len().saturating_sub(1),
+                index: slot.index,
+                partition,
+                timestamp,
+            });
+        }
+        sender::schedule(core, &queue, &mut st);
+        result
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.core.closed.store(true, Ordering::Release);
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// A topic resolved once per `send_all` call.
+type Resolved = Result<(Arc<TopicQueues>, Arc<Cluster>, i32), ProduceError>;
+
+/// Records of one `send_all` call bound for one partition.
+struct Group {
+    queues: Arc<TopicQueues>,
+    partition: i32,
+    items: Vec<(usize, Record)>,
+}
+
+/// Explicit partition (validated), key hash, or sticky choice among partitions that
+/// have a leader.
+fn choose_partition(
+    queues: &TopicQueues,
+    cluster: &Cluster,
+    record: &Record,
+    count: i32,
+) -> Result<i32, ProduceError> {
+    if let Some(p) = record.partition {
+        if p < 0 || p >= count {
+            return Err(ProduceError::InvalidPartition {
+                partition: p,
+                count,
+            });
+        }
+        return Ok(p);
+    }
+    if let Some(key) = &record.key {
+        return Ok(partition_for_key(key, count));
+    }
+    Ok(queues
+        .sticky
+        .partition_where(count, |p| cluster.leader(&queues.name, p).is_some()))
+}
+
+async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {
+    match tokio::time::timeout_at(deadline.into(), rx).await {
+        Ok(Ok(result)) => result,
+        // The batch was dropped without a result: only when the producer went away.
+        Ok(Err(_)) => Err(ProduceError::ShuttingDown),
+        Err(_) => Err(ProduceError::Timeout),
+    }
+}
+
+fn ack(result: &BatchResult, p: &Pending) -> Result<Ack, ProduceError> {
+    let batch = result.as_ref().map_err(Clone::clone)?;
+    Ok(Ack {
+        partition: p.partition,
+        offset: batch.base_offset + i64::from(p.index),
+        timestamp: if batch.log_append_time_ms >= 0 {
+            batch.log_append_time_ms
+        } else {
+            p.timestamp
+        },
+    })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Periodic metadata refresh, plus refreshes other tasks ask for without waiting.
+async fn run_refresh(core: Arc<Core>) {
+    let mut shutdown = core.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(core.config.metadata_refresh) => {}
+            _ = core.refresh_wanted.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = core.refresh_metadata(Instant::now()).await {
+            tracing::warn!(error = %e, "metadata refresh failed");
+        }
+    }
+}
+
+/// Fetches fresh producer ids when a partition asks for one (see `idempotence`).
+async fn run_producer_ids(core: Arc<Core>) {
+    let mut shutdown = core.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = core.idempotence.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        while let Err(e) = core.idempotence.fetch_if_needed(&core.metadata).await {
+            tracing::warn!(error = %e, "InitProducerId failed");
+            tokio::select! {
+                _ = tokio::time::sleep(INIT_PRODUCER_ID_BACKOFF) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        // Partitions that waited for the id sit in the parking lot.
+        core.parked_notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "my-app.events_1", &"x".repeat(249)] {
+            assert!(validate_topic(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "ä", "a/b", &"x".repeat(250)] {
+            assert!(
+                matches!(validate_topic(bad), Err(ProduceError::InvalidTopic(_))),
+                "{bad}"
+            );
+        }
+    }
 }
