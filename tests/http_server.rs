@@ -631,6 +631,24 @@ async fn idle_keep_alive_connection_closes_silently() {
 }
 
 #[tokio::test]
+async fn extra_crlf_after_a_body_then_silence_is_idle_not_408() {
+    let s = start(Limits {
+        header_timeout: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    })
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n")
+        .await;
+    assert_eq!(c.response().await.body_str(), "hi");
+    let started = std::time::Instant::now();
+    c.expect_eof().await;
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    assert_eq!(s.stats.timeouts.load(Relaxed), 0);
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_are_refused_without_hurting_others() {
     let s = start(Limits {
         max_connections: 2,
