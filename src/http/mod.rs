@@ -10,10 +10,10 @@
 //!
 //! References: RFC 9110 (HTTP semantics), RFC 9112 (HTTP/1.1).
 
-pub mod body;
+mod body;
 mod chunked;
 mod connection;
-pub mod date;
+mod date;
 pub mod error;
 mod framing;
 #[cfg(test)]
