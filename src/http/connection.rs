@@ -92,6 +92,12 @@ impl<H: Handler> Connection<H> {
     pub(crate) async fn run(mut self, accepted_at: Instant) {
         let mut first = true;
         loop {
+            // Empty lines before a request line are allowed (RFC 9112 §2.2; old clients
+            // end a POST body with an extra CRLF). Dropping them here makes a client that
+            // then goes quiet an idle one (closed silently), not a slow head (408).
+            while self.buf.starts_with(b"\r\n") {
+                bytes::Buf::advance(&mut self.buf, 2);
+            }
             let head_deadline;
             if self.buf.is_empty() {
                 if self.flush().await.is_err() {
