@@ -33,6 +33,11 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// that takes a few hundred milliseconds.
 pub const AUTO_CREATE_WAIT: Duration = Duration::from_millis(2500);
 
+/// How long past its delivery deadline a caller waits for the producer's own verdict
+/// on its batch (Unavailable when nothing reached Kafka, Timeout when the outcome is
+/// unknown) before it concludes Timeout by itself.
+pub const CALLER_GRACE: Duration = Duration::from_millis(100);
+
 /// Backoff while a topic is being created (LEADER_NOT_AVAILABLE in Metadata).
 pub const TOPIC_WAIT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -637,7 +642,7 @@ fn choose_partition(
 }
 
 async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {
-    match tokio::time::timeout_at(deadline.into(), rx).await {
+    match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
         Ok(Ok(result)) => result,
         // The batch was dropped without a result: only when the producer went away.
         Ok(Err(_)) => Err(ProduceError::ShuttingDown),
