@@ -383,7 +383,7 @@ async fn send(
         core.config.acks,
         i32::try_from(core.config.request_timeout.as_millis()).unwrap_or(i32::MAX),
         taken.iter().map(|f| PartitionBatch {
-            topic: &f.queue.topic,
+            topic: &f.queue.topic_name,
             partition: f.queue.partition,
             records: f.records.clone(),
         }),
