@@ -154,6 +154,10 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_WEBHOOK_IDLE_TIMEOUT", value_name = "DURATION")]
     pub idle_timeout: Option<String>,
 
+    /// Time allowed to write one response; a client that stops reading is dropped [default: 10s]
+    #[arg(long, env = "KAFKA_WEBHOOK_WRITE_TIMEOUT", value_name = "DURATION")]
+    pub write_timeout: Option<String>,
+
     /// Most concurrent client connections; more are refused [default: 10000]
     #[arg(long, env = "KAFKA_WEBHOOK_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
@@ -212,6 +216,7 @@ struct FileSettings {
     header_timeout: Option<String>,
     min_body_rate: Option<u64>,
     idle_timeout: Option<String>,
+    write_timeout: Option<String>,
     max_connections: Option<usize>,
     max_records_per_request: Option<usize>,
     #[serde(default)]
@@ -381,6 +386,12 @@ fn merge(cli: Cli, file: FileSettings) -> Result<Settings, ConfigError> {
             cli.idle_timeout,
             file.idle_timeout,
             ld.idle_timeout,
+        )?,
+        write_timeout: dur(
+            "write-timeout",
+            cli.write_timeout,
+            file.write_timeout,
+            ld.write_timeout,
         )?,
         max_connections: positive(
             "max-connections",

@@ -107,8 +107,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
+    http::bind(addr, http::limits::DEFAULT_BACKLOG)
         .map_err(|source| StartError::Bind { addr, source })
 }
 

@@ -142,6 +142,9 @@ async fn admin_health_readiness_and_metrics() {
         "kafka_webhook_request_duration_seconds_count{route=\"webhook\"} 1".to_string(),
         "kafka_webhook_connections_accepted_total".to_string(),
         "kafka_webhook_metadata_age_seconds".to_string(),
+        "kafka_webhook_producer_records_acked_total 1".to_string(),
+        "kafka_webhook_producer_batch_records_bucket{le=\"1\"} 1".to_string(),
+        "kafka_webhook_broker_errors_total".to_string(),
     ] {
         assert!(text.contains(&needle), "metrics lack {needle}:\n{text}");
     }

@@ -49,31 +49,46 @@ impl Admin {
 
     fn render_server(&self, out: &mut String) {
         let s = &self.server;
-        let gauges = [
+        let rows = [
             (
                 "kafka_webhook_connections_open",
-                "Client connections open now.",
                 "gauge",
-                s.open_connections.load(Relaxed),
+                "Client connections open now.",
+                &s.open_connections,
             ),
             (
                 "kafka_webhook_connections_accepted_total",
-                "Client connections accepted.",
                 "counter",
-                s.accepted_connections.load(Relaxed),
+                "Client connections accepted.",
+                &s.accepted_connections,
             ),
             (
                 "kafka_webhook_connections_refused_total",
-                "Client connections refused over the connection limit.",
                 "counter",
-                s.refused_connections.load(Relaxed),
+                "Client connections refused over the connection limit.",
+                &s.refused_connections,
+            ),
+            (
+                "kafka_webhook_http_requests_parsed_total",
+                "counter",
+                "Request heads parsed by the HTTP server.",
+                &s.requests,
+            ),
+            (
+                "kafka_webhook_http_requests_rejected_total",
+                "counter",
+                "Requests the HTTP server refused itself (malformed framing, limits).",
+                &s.rejected_requests,
+            ),
+            (
+                "kafka_webhook_http_timeouts_total",
+                "counter",
+                "Connections closed for a header, body, idle or write timeout.",
+                &s.timeouts,
             ),
         ];
-        for (name, help, kind, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+        for (name, kind, help, v) in rows {
+            metric(out, name, kind, help, v.load(Relaxed));
         }
     }
 
@@ -82,11 +97,113 @@ impl Admin {
             .producer
             .metadata_age()
             .map_or(-1.0, |a| a.as_secs_f64());
+        metric(
+            out,
+            "kafka_webhook_metadata_age_seconds",
+            "gauge",
+            "Age of the broker metadata snapshot (-1 before the first).",
+            age,
+        );
+        let s = self.producer.stats().snapshot();
+        let counters: [(&str, &str, u64); 9] = [
+            (
+                "kafka_webhook_producer_records_acked_total",
+                "Records the broker acknowledged.",
+                s.records_acked,
+            ),
+            (
+                "kafka_webhook_producer_batch_bytes_acked_total",
+                "Record batch bytes (after compression) the broker acknowledged.",
+                s.bytes_acked,
+            ),
+            (
+                "kafka_webhook_producer_records_failed_total",
+                "Records that ended with an error.",
+                s.records_failed,
+            ),
+            (
+                "kafka_webhook_producer_batches_sent_total",
+                "Record batches sent, retries included.",
+                s.batches_sent,
+            ),
+            (
+                "kafka_webhook_producer_requests_sent_total",
+                "ProduceRequests sent.",
+                s.requests_sent,
+            ),
+            (
+                "kafka_webhook_producer_retries_total",
+                "Batches sent again after a retriable error.",
+                s.retries,
+            ),
+            (
+                "kafka_webhook_producer_connections_opened_total",
+                "Broker connections opened.",
+                s.connections_opened,
+            ),
+            (
+                "kafka_webhook_producer_connection_failures_total",
+                "Broker connections that failed or broke.",
+                s.connection_failures,
+            ),
+            (
+                "kafka_webhook_producer_metadata_refreshes_total",
+                "Metadata refreshes.",
+                s.metadata_refreshes,
+            ),
+        ];
+        for (name, help, v) in counters {
+            metric(out, name, "counter", help, v);
+        }
+        metric(
+            out,
+            "kafka_webhook_producer_buffered_bytes",
+            "gauge",
+            "Bytes waiting for Kafka (bounded by --buffer-memory).",
+            s.buffered_bytes,
+        );
+        metric(
+            out,
+            "kafka_webhook_producer_in_flight_requests",
+            "gauge",
+            "ProduceRequests waiting for a broker answer.",
+            s.in_flight_requests,
+        );
+        let name = "kafka_webhook_producer_batch_records";
         let _ = writeln!(
             out,
-            "# HELP kafka_webhook_metadata_age_seconds Age of the broker metadata snapshot (-1 before the first).\n# TYPE kafka_webhook_metadata_age_seconds gauge\nkafka_webhook_metadata_age_seconds {age}"
+            "# HELP {name} Records per sent batch.\n# TYPE {name} histogram"
         );
+        let mut count = 0;
+        for (bound, c) in &s.batch_records_buckets {
+            count = *c;
+            if *bound == u64::MAX {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
+            } else {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {c}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {count}",
+            s.batch_records_sum
+        );
+        let name = "kafka_webhook_broker_errors_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Error codes in broker responses, by code.\n# TYPE {name} counter"
+        );
+        for (code, error, n) in &s.broker_errors {
+            let _ = writeln!(out, "{name}{{code=\"{code}\",error=\"{error}\"}} {n}");
+        }
     }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 impl Handler for Admin {

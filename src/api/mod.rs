@@ -138,15 +138,7 @@ impl Handler for App {
                 }
             }
         };
-        let elapsed = started.elapsed();
-        self.metrics.request(route, response.status, elapsed);
-        tracing::info!(
-            target: "kafka_webhook::access",
-            method = ?method,
-            target = %target,
-            status = response.status,
-            micros = elapsed.as_micros() as u64,
-        );
+        self.record(route, method, &target, started, &response);
         response
     }
 
@@ -161,7 +153,32 @@ impl Handler for App {
             Route::Health => Ok(()),
             Route::Other => Err(ApiError::NotFound),
         };
-        checked.err().map(|e| e.response())
+        let response = checked.err()?.response();
+        let target = redacted_target(&req.target);
+        self.record(route, req.method, &target, req.received_at, &response);
+        Some(response)
+    }
+}
+
+impl App {
+    /// Count and log one answered request (one access-log line per request).
+    fn record(
+        &self,
+        route: Route,
+        method: Method,
+        target: &str,
+        started: std::time::Instant,
+        response: &Response,
+    ) {
+        let elapsed = started.elapsed();
+        self.metrics.request(route, response.status, elapsed);
+        tracing::info!(
+            target: "kafka_webhook::access",
+            method = ?method,
+            target = %target,
+            status = response.status,
+            micros = elapsed.as_micros() as u64,
+        );
     }
 }
 
