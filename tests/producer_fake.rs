@@ -66,6 +66,9 @@ impl Received {
     fn base_sequence(&self) -> i32 {
         (&self.records[53..57]).get_i32()
     }
+    fn record_count(&self) -> i32 {
+        (&self.records[57..61]).get_i32()
+    }
     /// The records section, which restamping must leave untouched.
     fn body(&self) -> &[u8] {
         &self.records[61..]
@@ -86,6 +89,9 @@ struct Cluster {
     next_offset: Mutex<HashMap<i32, i64>>,
     producer_ids: AtomicUsize,
     connections: AtomicUsize,
+    /// Produce requests received and not yet answered, and the most ever at once.
+    outstanding: AtomicUsize,
+    max_outstanding: AtomicUsize,
 }
 
 const TOPIC: &str = "t";
@@ -105,6 +111,8 @@ impl Cluster {
             next_offset: Mutex::new(HashMap::new()),
             producer_ids: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            max_outstanding: AtomicUsize::new(0),
         });
         for &node in nodes {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,12 +171,15 @@ async fn serve(cluster: Arc<Cluster>, node: i32, socket: TcpStream) {
             }
             ApiKey::Produce => {
                 let req = ProduceRequest::decode(&mut buf, version).unwrap();
+                let now = cluster.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+                cluster.max_outstanding.fetch_max(now, Ordering::SeqCst);
                 match produce(&cluster, node, &req) {
                     Ok((resp, delay)) => {
                         let reply = encode(id, &resp, version, key);
-                        let writer = writer.clone();
+                        let (writer, cluster) = (writer.clone(), cluster.clone());
                         tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_millis(delay)).await;
+                            cluster.outstanding.fetch_sub(1, Ordering::SeqCst);
                             let _ = writer.lock().await.write_all(&reply).await;
                         });
                         None
@@ -601,4 +612,74 @@ async fn dead_first_bootstrap_address_does_not_matter() {
         p.send("missing", rec(0, "x")).await,
         Err(ProduceError::UnknownTopic(_))
     ));
+}
+
+#[tokio::test]
+async fn linger_gathers_concurrent_records_into_one_batch() {
+    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+    let p = Arc::new(producer(&cluster, |c| c.linger = Duration::from_millis(300)).await);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.send(TOPIC, rec(0, "x")).await })
+        })
+        .collect();
+    let mut offsets = Vec::new();
+    for t in tasks {
+        offsets.push(t.await.unwrap().unwrap().offset);
+    }
+    offsets.sort();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+    let got = cluster.received();
+    assert_eq!(got.len(), 1, "one batch");
+    assert_eq!(got[0].record_count(), 10);
+}
+
+#[tokio::test]
+async fn batches_respect_max_batch_bytes() {
+    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+    let p = producer(&cluster, |c| c.max_batch_bytes = 1000).await;
+    let items: Vec<(String, Record)> = (0..20)
+        .map(|_| {
+            let r = Record {
+                value: Some(Bytes::from(vec![b'v'; 200])),
+                partition: Some(0),
+                ..Record::default()
+            };
+            (TOPIC.to_string(), r)
+        })
+        .collect();
+    let acks: Vec<i64> = p
+        .send_all(items)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(acks, (0..20).collect::<Vec<_>>(), "in order, consecutive");
+    let got = cluster.received();
+    assert!(got.len() >= 5, "{} batches", got.len());
+    assert!(got.iter().all(|b| b.records.len() <= 1000));
+    assert_eq!(got.iter().map(Received::record_count).sum::<i32>(), 20);
+}
+
+#[tokio::test]
+async fn in_flight_requests_are_bounded_per_connection() {
+    let cluster = Cluster::start(&[1], vec![1; 8], |_, _, _| Action::Delay(150)).await;
+    let p = Arc::new(producer(&cluster, |c| c.max_in_flight = 2).await);
+    // Spaced out so that, were slots free, each record would go in its own request.
+    let mut tasks = Vec::new();
+    for partition in 0..8 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            p.send(TOPIC, rec(partition, "x")).await
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let max = cluster.max_outstanding.load(Ordering::SeqCst);
+    assert_eq!(max, 2, "at most 2 in flight (and the slots were used)");
+    assert!(cluster.received().len() == 8);
+    assert_eq!(p.stats().snapshot().in_flight_requests, 0);
 }

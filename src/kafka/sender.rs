@@ -381,7 +381,7 @@ async fn send(
 ) {
     let request = protocol::produce_request(
         core.config.acks,
-        i32::try_from(core.config.request_timeout.as_millis()).unwrap_or(i32::MAX),
+        broker_timeout_ms(core.config.request_timeout),
         taken.iter().map(|f| PartitionBatch {
             topic: &f.queue.topic_name,
             partition: f.queue.partition,
@@ -422,6 +422,14 @@ async fn send(
             None => retry_or_fail(&core, f, None, true, true),
         }
     }
+}
+
+/// How long the broker may wait for in-sync replicas (the Produce `timeout_ms`): a
+/// fifth less than our own request timeout, so a slow replication comes back as
+/// REQUEST_TIMED_OUT on a healthy connection instead of our timeout killing it.
+fn broker_timeout_ms(request_timeout: Duration) -> i32 {
+    let wait = request_timeout.saturating_sub(request_timeout / 5);
+    i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1)
 }
 
 /// Applies one partition's result to its in-flight batch.
@@ -656,6 +664,12 @@ fn partition_gone(cluster: &Cluster, q: &PartitionQueue) -> Option<ProduceError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_waits_less_than_we_do() {
+        assert_eq!(broker_timeout_ms(Duration::from_secs(5)), 4000);
+        assert_eq!(broker_timeout_ms(Duration::ZERO), 1);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
