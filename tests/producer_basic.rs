@@ -1,5 +1,6 @@
 //! The producer against the shared real broker: what we send is what rskafka reads
 //! back, byte for byte, at the offsets we reported.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
 #[path = "producer_common.rs"]
 mod common;

@@ -47,35 +47,95 @@ pub fn bootstrap() -> String {
 }
 
 /// A private single-node broker for tests that restart, pause or delete things.
-/// Stopped when dropped.
+/// Stopped when dropped. `extra` lines go into its server.properties.
 pub struct PrivateKafka {
     pub port: u16,
     pub bootstrap: String,
+    extra: String,
 }
 
 impl PrivateKafka {
     pub fn start(port: u16) -> PrivateKafka {
-        let out = kafka_script(Some(port), &["up"]);
-        let bootstrap = out.lines().last().unwrap_or("").to_string();
-        PrivateKafka { port, bootstrap }
+        PrivateKafka::start_with(port, "")
     }
+
+    pub fn start_with(port: u16, extra: &str) -> PrivateKafka {
+        let mut k = PrivateKafka {
+            port,
+            bootstrap: String::new(),
+            extra: extra.to_string(),
+        };
+        let out = k.run(&["up"]);
+        k.bootstrap = out.lines().last().unwrap_or("").to_string();
+        k
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(repo_root().join("scripts/kafka"));
+        cmd.args(args)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_EXTRA_CONFIG", &self.extra)
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
     pub fn run(&self, args: &[&str]) -> String {
-        kafka_script(Some(self.port), args)
+        let out = self.command(args).output().expect("run scripts/kafka");
+        assert!(out.status.success(), "scripts/kafka {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The broker's data directory (for Kafka's own log dump tool).
+    pub fn data_dir(&self) -> PathBuf {
+        repo_root().join(format!(".kafka/single-{}/data", self.port))
     }
 }
 
 impl Drop for PrivateKafka {
     fn drop(&mut self) {
         // Resume first: a paused JVM cannot shut down.
-        let _ = Command::new(repo_root().join("scripts/kafka"))
-            .arg("resume")
-            .env("KAFKA_PORT", self.port.to_string())
-            .status();
-        let _ = Command::new(repo_root().join("scripts/kafka"))
-            .arg("down")
-            .env("KAFKA_PORT", self.port.to_string())
-            .status();
+        let _ = self.command(&["resume"]).status();
+        let _ = self.command(&["down"]).status();
     }
+}
+
+/// Producer ids of every batch in a partition's log segments, read with Kafka's own
+/// `DumpLogSegments` tool: `(producer id, base sequence, record count)` per batch.
+pub fn dump_batches(
+    data_dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, i32, i32)> {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("partition dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".log"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = kafka_script(
+            None,
+            &["tool", "kafka.tools.DumpLogSegments", "--files", &f],
+        );
+        for line in text.lines().filter(|l| l.starts_with("baseOffset:")) {
+            let field = |name: &str| -> i64 {
+                line.split_whitespace()
+                    .skip_while(|w| *w != name)
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(i64::MIN)
+            };
+            out.push((
+                field("producerId:"),
+                field("baseSequence:") as i32,
+                field("count:") as i32,
+            ));
+        }
+    }
+    out
 }
 
 pub fn unique_topic(prefix: &str) -> String {
@@ -87,6 +147,16 @@ pub async fn rskafka(bootstrap: &str) -> Client {
         .build()
         .await
         .expect("rskafka client")
+}
+
+pub async fn delete_topic(bootstrap: &str, topic: &str) {
+    let client = rskafka(bootstrap).await;
+    client
+        .controller_client()
+        .expect("controller client")
+        .delete_topic(topic, 5_000)
+        .await
+        .expect("delete topic");
 }
 
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {

@@ -1,6 +1,7 @@
 //! Many concurrent senders against the shared real broker: every record acked once,
 //! with a distinct offset, read back by rskafka, and each sender's records of one
 //! partition in the order it sent them.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
 #[path = "producer_common.rs"]
 mod common;

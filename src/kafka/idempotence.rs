@@ -41,8 +41,9 @@ const BASE_SEQUENCE_OFFSET: usize = 53;
 const BATCH_HEADER_SIZE: usize = 61;
 const MAGIC_OFFSET: usize = 16;
 
-/// Backoff between failed InitProducerId attempts.
+/// Backoff between failed InitProducerId attempts, doubling up to the maximum.
 pub const INIT_PRODUCER_ID_BACKOFF: Duration = Duration::from_millis(200);
+pub const INIT_PRODUCER_ID_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A producer id from InitProducerId, numbered in the order we obtained them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use super::accumulator::{self, BatchResult, PartitionQueue};
 use super::error::{self, classify, Disposition};
-use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF};
+use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF, INIT_PRODUCER_ID_BACKOFF_MAX};
 use super::metadata::{Cluster, Metadata, MetadataOptions, TopicInfo};
 use super::partitioner::{partition_for_key, StickyPartitioner};
 use super::sender::{self, SenderHandle};
@@ -32,6 +32,11 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// will not auto-create it. KRaft creates topics asynchronously; on a loaded broker
 /// that takes a few hundred milliseconds.
 pub const AUTO_CREATE_WAIT: Duration = Duration::from_millis(2500);
+
+/// How long past its delivery deadline a caller waits for the producer's own verdict
+/// on its batch (Unavailable when nothing reached Kafka, Timeout when the outcome is
+/// unknown) before it concludes Timeout by itself.
+pub const CALLER_GRACE: Duration = Duration::from_millis(100);
 
 /// Backoff while a topic is being created (LEADER_NOT_AVAILABLE in Metadata).
 pub const TOPIC_WAIT_BACKOFF: Duration = Duration::from_millis(50);
@@ -180,13 +185,15 @@ impl Core {
 
     /// The sticky partitioner moves on once a batch of its partition leaves (KIP-480).
     pub fn batch_left(&self, queue: &PartitionQueue) {
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        let Some(t) = topics.get(&queue.topic) else {
+        let cluster = self.metadata.snapshot();
+        let Some(TopicInfo::Ready(parts)) = cluster.topics.get(&queue.topic) else {
             return;
         };
-        let n = i32::try_from(t.partitions.read().map_or(0, |p| p.len())).unwrap_or(0);
-        t.sticky
-            .batch_sent(queue.partition, n.max(queue.partition + 1));
+        let n = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = topics.get(&queue.topic) {
+            t.sticky.batch_sent(queue.partition, n);
+        }
     }
 
     fn topic_queues(&self, topic: &Arc<str>) -> Arc<TopicQueues> {
@@ -637,7 +644,7 @@ fn choose_partition(
 }
 
 async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {
-    match tokio::time::timeout_at(deadline.into(), rx).await {
+    match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
         Ok(Ok(result)) => result,
         // The batch was dropped without a result: only when the producer went away.
         Ok(Err(_)) => Err(ProduceError::ShuttingDown),
@@ -687,12 +694,14 @@ async fn run_producer_ids(core: Arc<Core>) {
             _ = core.idempotence.wake.notified() => {}
             _ = shutdown.changed() => return,
         }
+        let mut backoff = INIT_PRODUCER_ID_BACKOFF;
         while let Err(e) = core.idempotence.fetch_if_needed(&core.metadata).await {
             tracing::warn!(error = %e, "InitProducerId failed");
             tokio::select! {
-                _ = tokio::time::sleep(INIT_PRODUCER_ID_BACKOFF) => {}
+                _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.changed() => return,
             }
+            backoff = (backoff * 2).min(INIT_PRODUCER_ID_BACKOFF_MAX);
         }
         // Partitions that waited for the id sit in the parking lot.
         core.parked_notify.notify_one();

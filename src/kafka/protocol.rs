@@ -197,9 +197,15 @@ pub fn metadata_request<'a>(
 /// One partition's encoded record batch, ready to go into a ProduceRequest.
 #[derive(Debug, Clone)]
 pub struct PartitionBatch<'a> {
-    pub topic: &'a str,
+    /// The topic name as the wire wants it; cloning it is a reference-count bump.
+    pub topic: &'a TopicName,
     pub partition: i32,
     pub records: Bytes,
+}
+
+/// A topic name for the wire.
+pub fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
 /// Builds a ProduceRequest. `acks` and `timeout_ms` are always explicit because the
@@ -215,11 +221,11 @@ pub fn produce_request<'a>(
             .with_index(batch.partition)
             .with_records(Some(batch.records));
         // Requests hold few topics, so a linear scan beats hashing.
-        match topics.iter_mut().find(|t| t.name.0.as_str() == batch.topic) {
+        match topics.iter_mut().find(|t| t.name == *batch.topic) {
             Some(t) => t.partition_data.push(data),
             None => topics.push(
                 TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(batch.topic.to_owned())))
+                    .with_name(batch.topic.clone())
                     .with_partition_data(vec![data]),
             ),
         }
@@ -304,22 +310,23 @@ mod tests {
 
     #[test]
     fn produce_frame_has_explicit_acks_and_timeout() {
+        let (a, b) = (topic_name("a"), topic_name("b"));
         let req = produce_request(
             -1,
             5000,
             [
                 PartitionBatch {
-                    topic: "a",
+                    topic: &a,
                     partition: 1,
                     records: Bytes::from_static(b"xy"),
                 },
                 PartitionBatch {
-                    topic: "b",
+                    topic: &b,
                     partition: 0,
                     records: Bytes::from_static(b"z"),
                 },
                 PartitionBatch {
-                    topic: "a",
+                    topic: &a,
                     partition: 2,
                     records: Bytes::from_static(b"w"),
                 },

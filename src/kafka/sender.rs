@@ -23,7 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::accumulator::{Batch, BatchAck, PartitionQueue, QueueState};
-use super::connection::Connection;
+use super::connection::{ConnError, Connection};
 use super::error::{self, classify, Disposition, ProduceError};
 use super::idempotence::Stamp;
 use super::metadata::{Cluster, TopicInfo};
@@ -130,15 +130,23 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
                 conn = None;
                 generation += 1;
                 match open(&core, &me, generation).await {
-                    Some(c) => {
+                    Ok(c) => {
                         reconnect.reset();
                         conn = Some(c.clone());
                         c
                     }
-                    None => {
-                        reroute(&core, &me);
+                    Err(e) => {
+                        // A broker that accepts connections but never answers (paused,
+                        // overloaded) "did not answer in time"; one that refuses them
+                        // is "unavailable".
+                        let unreachable = !matches!(e, Some(ConnError::Timeout(_)));
+                        let next_deadline = reroute(&core, &me, unreachable);
+                        let mut wait = reconnect.next();
+                        if let Some(d) = next_deadline {
+                            wait = wait.min(d.saturating_duration_since(Instant::now()));
+                        }
                         tokio::select! {
-                            _ = tokio::time::sleep(reconnect.next()) => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = shutdown.changed() => return,
                         }
                         continue;
@@ -173,9 +181,17 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
     }
 }
 
-/// Connects this slot to its broker's current address.
-async fn open(core: &Arc<Core>, me: &SenderHandle, generation: u64) -> Option<Arc<Connection>> {
-    let addr = core.metadata.snapshot().brokers.get(&me.broker).cloned()?;
+/// Connects this slot to its broker's current address. `Err(None)`: metadata no
+/// longer lists the broker.
+async fn open(
+    core: &Arc<Core>,
+    me: &SenderHandle,
+    generation: u64,
+) -> Result<Arc<Connection>, Option<ConnError>> {
+    let Some(addr) = core.metadata.snapshot().brokers.get(&me.broker).cloned() else {
+        core.request_refresh();
+        return Err(None);
+    };
     let cfg = &core.config;
     match Connection::open(
         &addr,
@@ -189,32 +205,38 @@ async fn open(core: &Arc<Core>, me: &SenderHandle, generation: u64) -> Option<Ar
         Ok(c) => {
             core.stats.connection_opened();
             tracing::debug!(broker = me.broker, %addr, generation, "connected");
-            Some(Arc::new(c))
+            Ok(Arc::new(c))
         }
         Err(e) => {
             core.stats.connection_failed();
             tracing::warn!(broker = me.broker, %addr, error = %e, "connect failed");
             // The broker may be gone for good; let metadata tell us who leads now.
             core.request_refresh();
-            None
+            Err(Some(e))
         }
     }
 }
 
 /// While this slot cannot connect: expire what is overdue and send the rest to
-/// wherever metadata now says it belongs (possibly back here).
-fn reroute(core: &Arc<Core>, me: &SenderHandle) {
+/// wherever metadata now says it belongs (possibly back here). Returns the earliest
+/// delivery deadline still waiting here, so the caller can wake up for it.
+fn reroute(core: &Arc<Core>, me: &SenderHandle, unreachable: bool) -> Option<Instant> {
     let now = Instant::now();
+    let mut earliest: Option<Instant> = None;
     for queue in me.take_ready() {
         let expired = {
             let mut st = queue.lock();
             st.scheduled = false;
             let expired = st.take_expired(now);
+            if let Some(d) = st.batches.iter().map(|b| b.deadline).min() {
+                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+            }
             schedule(core, &queue, &mut st);
             expired
         };
-        fail_expired(core, expired);
+        fail_expired(core, expired, unreachable);
     }
+    earliest
 }
 
 /// A batch taken for a request.
@@ -314,7 +336,7 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
         }
     }
     me.put_back(leftover);
-    fail_expired(core, expired);
+    fail_expired(core, expired, false);
     for (b, e) in failed {
         complete(core, b, Err(e));
     }
@@ -336,9 +358,16 @@ fn lingering(core: &Core, front: &Batch, now: Instant, queued: usize) -> Option<
     (until > now && front.size_bytes() < core.config.max_batch_bytes).then_some(until)
 }
 
-fn fail_expired(core: &Core, expired: Vec<Batch>) {
+/// Fails batches whose delivery deadline passed before they could be (re)sent.
+/// `unreachable`: the broker refused connections or has no leader for them, so a
+/// batch that never reached it is reported Unavailable; otherwise (the broker is slow
+/// or silent) we report Timeout.
+fn fail_expired(core: &Core, expired: Vec<Batch>, unreachable: bool) {
     for b in expired {
-        let err = error::deadline_error(b.last_error, b.maybe_written);
+        let err = match (b.last_error, unreachable) {
+            (Some(_), _) | (None, true) => error::deadline_error(b.last_error, b.maybe_written),
+            (None, false) => ProduceError::Timeout,
+        };
         complete(core, b, Err(err));
     }
 }
@@ -352,9 +381,9 @@ async fn send(
 ) {
     let request = protocol::produce_request(
         core.config.acks,
-        i32::try_from(core.config.request_timeout.as_millis()).unwrap_or(i32::MAX),
+        broker_timeout_ms(core.config.request_timeout),
         taken.iter().map(|f| PartitionBatch {
-            topic: &f.queue.topic,
+            topic: &f.queue.topic_name,
             partition: f.queue.partition,
             records: f.records.clone(),
         }),
@@ -393,6 +422,14 @@ async fn send(
             None => retry_or_fail(&core, f, None, true, true),
         }
     }
+}
+
+/// How long the broker may wait for in-sync replicas (the Produce `timeout_ms`): a
+/// fifth less than our own request timeout, so a slow replication comes back as
+/// REQUEST_TIMED_OUT on a healthy connection instead of our timeout killing it.
+fn broker_timeout_ms(request_timeout: Duration) -> i32 {
+    let wait = request_timeout.saturating_sub(request_timeout / 5);
+    i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1)
 }
 
 /// Applies one partition's result to its in-flight batch.
@@ -581,6 +618,7 @@ pub async fn run_parking(core: Arc<Core>) {
                     st.scheduled = false;
                     let mut doomed: Vec<(Batch, ProduceError)> = Vec::new();
                     for b in st.take_expired(Instant::now()) {
+                        // No leader (or no producer id) in time: unavailable.
                         let e = error::deadline_error(b.last_error, b.maybe_written);
                         doomed.push((b, e));
                     }
@@ -626,6 +664,12 @@ fn partition_gone(cluster: &Cluster, q: &PartitionQueue) -> Option<ProduceError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_waits_less_than_we_do() {
+        assert_eq!(broker_timeout_ms(Duration::from_secs(5)), 4000);
+        assert_eq!(broker_timeout_ms(Duration::ZERO), 1);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
