@@ -21,9 +21,11 @@ impl Handler for Ok200 {
     }
 }
 
+/// `../shared` beside the checkout (as on every machine of this project), or `SHARED_DIR`.
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
+    std::env::var_os("SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
         .join(rel)
 }
 
