@@ -174,7 +174,7 @@ impl App {
         self.metrics.request(route, response.status, elapsed);
         tracing::info!(
             target: "kafka_webhook::access",
-            method = ?method,
+            method = method.as_str(),
             target = %target,
             status = response.status,
             micros = elapsed.as_micros() as u64,
