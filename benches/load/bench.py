@@ -165,10 +165,15 @@ def cmd_quiet(a):
     start, said = time.time(), False
     def ours():
         return sum((proc_sample(p) or (0,))[0] for p in a.exclude)
+
+    def not_niced():  # user + system + steal: niced background work yields to the test anyway
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[0] + v[2] + v[7]
     while True:
-        b0, o0 = system_ticks()[0], ours()
+        b0, o0 = not_niced(), ours()
         time.sleep(1)
-        b1, o1 = system_ticks()[0], ours()
+        b1, o1 = not_niced(), ours()
         cores = max(0, (b1 - b0) - (o1 - o0)) / CLK_TCK
         if cores < a.threshold:
             return 0
@@ -420,7 +425,7 @@ def cmd_report(a):
     w(f"Produced by `benches/load/run` (see `docs/benchmarks.md`). Raw records: "
       f"`{M['results_rel']}` (one JSON object per measurement).\n")
     w("| | |\n|---|---|")
-    for k in ("date", "commit", "machine", "cpu_model", "memory", "kernel", "load", "mode_note", "wrk", "oha",
+    for k in ("date", "commit", "machine", "cpu_model", "memory", "kernel", "load", "nice", "mode_note", "wrk", "oha",
               "kafka", "strimzi", "java"):
         if M.get(k):
             w(f"| {k.replace('_', ' ')} | {M[k]} |")
@@ -538,14 +543,18 @@ def cmd_report(a):
     target("CPU per request, webhook vs no-op (100 B, 256 conns)", v,
            f"{fmt(v, 2)}x ({fmt(g('webhook-100-256', 'cpu_us_per_req'), 1)} / {fmt(g('healthz-256', 'cpu_us_per_req'), 1)} us)",
            "<= 1.6x", lambda x: x <= 1.6, lambda x: f"{x / 1.6:.2f}x the allowance ({x - 1.6:+.2f})")
-    v = ratio(g("webhook-100-256", "rps"), g("strimzi-100-256", "rps"))
-    target("webhook vs Strimzi bridge req/s, 100 B (256 conns)", v,
-           f"{fmt(v, 1)}x ({fmt(g('webhook-100-256', 'rps'))} / {fmt(g('strimzi-100-256', 'rps'))})",
-           ">= 10x", lambda x: x >= 10, lambda x: f"{10 - x:.1f}x short")
-    v = ratio(g("webhook-1024-256", "rps"), g("strimzi-1024-256", "rps"))
-    target("webhook vs Strimzi bridge req/s, 1 KiB (256 conns)", v,
-           f"{fmt(v, 1)}x ({fmt(g('webhook-1024-256', 'rps'))} / {fmt(g('strimzi-1024-256', 'rps'))})",
-           ">= 5x", lambda x: x >= 5, lambda x: f"{5 - x:.1f}x short")
+    def best(prefix):
+        rs = [r for n, r in R.items() if n.startswith(prefix) and r.get("rps")]
+        return max(rs, key=lambda r: r["rps"]) if rs else None
+
+    for size, goal in ((100, 10), (1024, 5)):
+        wb, sb = best(f"webhook-{size}-"), best(f"strimzi-{size}-")
+        v = ratio(wb and wb["rps"], sb and sb["rps"])
+        v256 = ratio(g(f"webhook-{size}-256", "rps"), g(f"strimzi-{size}-256", "rps"))
+        shown = (f"{fmt(v, 1)}x best vs best ({fmt(wb and wb['rps'])} at {wb and wb['conns']} conns / "
+                 f"{fmt(sb and sb['rps'])} at {sb and sb['conns']} conns); {fmt(v256, 1)}x at 256 conns")
+        target(f"webhook vs Strimzi bridge req/s, {'100 B' if size == 100 else '1 KiB'}", v, shown,
+               f">= {goal}x", lambda x, goal=goal: x >= goal, lambda x, goal=goal: f"{goal - x:.1f}x short")
     v = ratio(wh16["payload_mib_s"] if wh16 else None, pp16["payload_mib_s"] if pp16 else None)
     target("16 KiB payload MiB/s (best of 64/256 conns) vs ProducerPerformance"
            + (f" ({pp16['variant']})" if pp16 else ""), v,
@@ -564,6 +573,16 @@ def cmd_report(a):
     target("syscalls per webhook request (256 conns)", v, f"{fmt(v, 2)}", "<= 2.2",
            lambda x: x <= 2.2, lambda x: f"{x - 2.2:.2f} over ({x / 2.2:.1f}x)")
 
+    w("## Notes\n")
+    w("- Closed-loop numbers (wrk) are limited by the machine: wrk, the server and the broker share "
+      "its CPUs. The ratios are the point.")
+    w("- Strimzi Kafka Bridge 0.33.1 creates one source endpoint, and with it one `KafkaProducer`, "
+      "per HTTP connection (`HttpBridge.processProducer`, `HttpSourceBridgeEndpoint.open`), so at "
+      "64/256 connections it runs 64/256 producers, each with its own network thread and batches. "
+      "That is its design, measured as it ships (acks=all, WARN logging, 512 MiB heap).")
+    w("- The last DRAIN seconds of each wrk run send no-op requests (see docs/benchmarks.md); wrk's "
+      "latency percentiles include them.")
+    w("")
     w("## Ratios and targets\n")
     w("| target | measured | goal | verdict |")
     w("|---|---|---|---|")
