@@ -9,7 +9,9 @@
 //! References: Java `KafkaProducer.send` / `doSend` (apache/kafka); Kafka topic name
 //! rules in `org.apache.kafka.common.internals.Topic`; KIP-480 (sticky partitioner).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -103,6 +105,8 @@ pub struct Core {
     settled: Notify,
     closed: AtomicBool,
     shutdown: watch::Receiver<bool>,
+    /// Brokers our senders currently fail to connect to (read lock-free per record).
+    unreachable: ArcSwap<HashSet<i32>>,
 }
 
 impl Core {
@@ -181,6 +185,22 @@ impl Core {
         }
         self.stats.buffered(bytes as i64);
         Ok(())
+    }
+
+    /// A sender reports whether it can reach its broker.
+    pub fn broker_reachable(&self, broker: i32, reachable: bool) {
+        if self.unreachable.load().contains(&broker) != reachable {
+            return; // no change: skip the copy
+        }
+        self.unreachable.rcu(|set| {
+            let mut set = HashSet::clone(set);
+            if reachable {
+                set.remove(&broker);
+            } else {
+                set.insert(broker);
+            }
+            set
+        });
     }
 
     /// The sticky partitioner moves on once a batch of its partition leaves (KIP-480).
@@ -331,6 +351,7 @@ impl Producer {
             settled: Notify::new(),
             closed: AtomicBool::new(false),
             shutdown: shutdown_rx,
+            unreachable: ArcSwap::from_pointee(HashSet::new()),
         });
         core.refresh_metadata(Instant::now()).await?;
         if idempotent {
@@ -452,7 +473,7 @@ impl Producer {
         validate_topic(topic)?;
         let (name, cluster, count) = self.core.resolve_topic(topic, deadline).await?;
         let queues = self.core.topic_queues(&name);
-        let partition = choose_partition(&queues, &cluster, record, count)?;
+        let partition = choose_partition(&self.core, &queues, &cluster, record, count)?;
         let mut out = Vec::with_capacity(1);
         self.append_all(&queues, partition, &[record], deadline, rxs, &mut out)?;
         out.pop().ok_or(ProduceError::ShuttingDown)
@@ -493,7 +514,7 @@ impl Producer {
                 }
                 None => continue,
             };
-            let partition = match choose_partition(queues, cluster, &record, *count) {
+            let partition = match choose_partition(&self.core, queues, cluster, &record, *count) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(Err((i, e)));
@@ -620,7 +641,12 @@ struct Group {
 
 /// Explicit partition (validated), key hash, or sticky choice among partitions that
 /// have a leader.
+///
+/// Unkeyed records also avoid partitions whose leader we currently cannot connect
+/// to (in the spirit of KIP-794): until the cluster fences a dead broker (seconds),
+/// metadata still names it leader, and sticky records sent there would only wait.
 fn choose_partition(
+    core: &Core,
     queues: &TopicQueues,
     cluster: &Cluster,
     record: &Record,
@@ -638,9 +664,12 @@ fn choose_partition(
     if let Some(key) = &record.key {
         return Ok(partition_for_key(key, count));
     }
-    Ok(queues
-        .sticky
-        .partition_where(count, |p| cluster.leader(&queues.name, p).is_some()))
+    let unreachable = core.unreachable.load();
+    Ok(queues.sticky.partition_where(count, |p| {
+        cluster
+            .leader(&queues.name, p)
+            .is_some_and(|leader| !unreachable.contains(&leader))
+    }))
 }
 
 async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {

@@ -131,6 +131,7 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
                 generation += 1;
                 match open(&core, &me, generation).await {
                     Ok(c) => {
+                        core.broker_reachable(me.broker, true);
                         reconnect.reset();
                         conn = Some(c.clone());
                         c
@@ -140,6 +141,7 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
                         // overloaded) "did not answer in time"; one that refuses them
                         // is "unavailable".
                         let unreachable = !matches!(e, Some(ConnError::Timeout(_)));
+                        core.broker_reachable(me.broker, false);
                         let next_deadline = reroute(&core, &me, unreachable);
                         let mut wait = reconnect.next();
                         if let Some(d) = next_deadline {
