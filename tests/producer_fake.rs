@@ -698,10 +698,11 @@ async fn unkeyed_records_avoid_a_leader_we_cannot_reach() {
         c.delivery_timeout = Duration::from_millis(700)
     })
     .await;
-    // Metadata still names node 2 leader of partition 1; sending there fails...
+    // Metadata still names node 2 leader of partition 1; sending there fails
+    // (Unavailable, or Timeout if the caller's timer fires first on a busy machine)...
     assert!(matches!(
         p.send(TOPIC, rec(1, "x")).await,
-        Err(ProduceError::Unavailable(_))
+        Err(ProduceError::Unavailable(_) | ProduceError::Timeout)
     ));
     // ...and from then on unkeyed records go where they can be written.
     for _ in 0..20 {

@@ -300,7 +300,9 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
         } else {
             None
         };
-        let restamp = std::mem::take(&mut st.seq.restamp_front);
+        // Only an encoded batch can be restamped; a batch still open simply gets the
+        // fresh identity when it is encoded.
+        let restamp = std::mem::take(&mut st.seq.restamp_front) && encoded;
         let Some(front) = st.batches.front_mut() else {
             continue;
         };
