@@ -631,6 +631,24 @@ async fn idle_keep_alive_connection_closes_silently() {
 }
 
 #[tokio::test]
+async fn extra_crlf_after_a_body_then_silence_is_idle_not_408() {
+    let s = start(Limits {
+        header_timeout: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    })
+    .await;
+    let mut c = Client::connect(s.addr).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n")
+        .await;
+    assert_eq!(c.response().await.body_str(), "hi");
+    let started = std::time::Instant::now();
+    c.expect_eof().await;
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    assert_eq!(s.stats.timeouts.load(Relaxed), 0);
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_are_refused_without_hurting_others() {
     let s = start(Limits {
         max_connections: 2,
@@ -709,4 +727,44 @@ async fn bind_helper_serves() {
     let mut c = Client::connect(addr).await;
     c.send(&get("/bound")).await;
     assert_eq!(c.response().await.header("X-Target"), Some("/bound"));
+}
+
+#[tokio::test]
+async fn client_that_stops_reading_is_dropped_after_write_timeout() {
+    let s = start(Limits {
+        write_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    let c = TcpStream::connect(s.addr).await.unwrap();
+    let (_read_half, mut write_half) = c.into_split();
+    // Pipelined uploads whose echoes pile up unread until every buffer on the way is
+    // full and the server's write cannot finish.
+    let body = vec![b'x'; 512 * 1024];
+    let head = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = tokio::spawn(async move {
+        for _ in 0..64 {
+            if write_half.write_all(head.as_bytes()).await.is_err()
+                || write_half.write_all(&body).await.is_err()
+            {
+                break;
+            }
+        }
+        write_half
+    });
+    let started = std::time::Instant::now();
+    while s.stats.open_connections.load(Relaxed) > 0
+        || started.elapsed() < Duration::from_millis(100)
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the server kept a non-reading client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.stats.accepted_connections.load(Relaxed), 1);
+    writer.abort();
 }

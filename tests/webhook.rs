@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 fn ack(resp: &(u16, Vec<u8>)) -> serde_json::Value {
     assert_eq!(resp.0, 200, "body: {}", String::from_utf8_lossy(&resp.1));
@@ -386,4 +387,45 @@ async fn hundred_requests_on_one_keep_alive_connection() {
         );
         assert_eq!(r.record.headers, headers(&[("X-Seq", "s")]));
     }
+}
+
+/// A refused request whose body is still to come is answered before the upload (no
+/// `100 Continue`), then the connection closes; one already whole keeps the connection.
+#[tokio::test]
+async fn refusals_before_the_upload_and_keep_alive_after_small_ones() {
+    let proxy = Proxy::start(&[]);
+    let topic = unique_topic("t-early");
+    let mut conn = Conn::open(proxy.addr).await;
+    conn.send(
+        format!(
+            "POST /webhook?topic={topic}&user=myuser&pass=wrong HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let r = conn.response().await;
+    assert_eq!(r.status, 401, "answered without waiting for the body");
+    assert!(conn.closed_within(Duration::from_secs(5)).await);
+
+    let mut conn = Conn::open(proxy.addr).await;
+    conn.send(&build(
+        "POST",
+        &format!("/webhook?topic={topic}&user=myuser&pass=wrong"),
+        "",
+        b"x",
+    ))
+    .await;
+    assert_eq!(conn.response().await.status, 401);
+    conn.send(&build(
+        "POST",
+        &format!("/webhook?topic={topic}&user=myuser&pass=mypass"),
+        "",
+        b"x",
+    ))
+    .await;
+    assert_eq!(
+        conn.response().await.status,
+        200,
+        "same connection still served"
+    );
 }

@@ -174,7 +174,7 @@ impl App {
         self.metrics.request(route, response.status, elapsed);
         tracing::info!(
             target: "kafka_webhook::access",
-            method = ?method,
+            method = method.as_str(),
             target = %target,
             status = response.status,
             micros = elapsed.as_micros() as u64,
@@ -219,7 +219,7 @@ fn topic_from_target(target: &str) -> &str {
 }
 
 /// A topic name as Kafka accepts it: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn topic_name(raw: &[u8]) -> Result<String, ApiError> {
+pub fn topic_name(raw: &[u8]) -> Result<Cow<'_, str>, ApiError> {
     let legal = !raw.is_empty()
         && raw.len() <= MAX_TOPIC_NAME_LEN
         && raw != b"."
@@ -228,8 +228,8 @@ pub fn topic_name(raw: &[u8]) -> Result<String, ApiError> {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if legal {
-        // Only ASCII got here.
-        Ok(String::from_utf8_lossy(raw).into_owned())
+        // Only ASCII got here, so this never replaces anything and borrows.
+        Ok(String::from_utf8_lossy(raw))
     } else {
         Err(ApiError::BadRequest(format!(
             "illegal topic name '{}': use 1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-'",

@@ -13,6 +13,7 @@ use crate::http::{Request, Response};
 use crate::kafka::{Ack, ProduceError, Record, RecordHeader};
 use bytes::Bytes;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// One message as the JSON body gives it.
 #[derive(Debug, Deserialize)]
@@ -105,7 +106,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response, ApiError> {
 fn path_topic(raw: &[u8]) -> Result<String, ApiError> {
     let decoded = percent_decode(raw, false)
         .map_err(|_| ApiError::BadRequest("malformed percent-encoding in topic".into()))?;
-    super::topic_name(&decoded)
+    super::topic_name(&decoded).map(Cow::into_owned)
 }
 
 /// One JSON object or an array of them. Any Content-Type is accepted: curl's `-d` sends
@@ -174,7 +175,7 @@ fn to_record(
 ) -> Result<(String, Record), ApiError> {
     let topic = match (path_topic, m.topic) {
         (Some(t), _) => t.to_string(),
-        (None, Some(t)) => super::topic_name(t.as_bytes())?,
+        (None, Some(t)) => super::topic_name(t.as_bytes())?.into_owned(),
         (None, None) => return Err(ApiError::BadRequest("missing field `topic`".into())),
     };
     app.authorize(who, &topic)?;

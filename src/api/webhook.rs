@@ -7,27 +7,30 @@ use super::{render, App};
 use crate::http::{Header, Request, Response};
 use crate::kafka::{Record, RecordHeader};
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Everything the webhook needs from the query, checked before the body is read.
-pub struct Target {
-    pub topic: String,
+/// Borrows from the request target when nothing needed decoding (the common case).
+pub struct Target<'a> {
+    pub topic: Cow<'a, str>,
     pub key: Option<Bytes>,
     pub partition: Option<i32>,
 }
 
 /// Authenticate, authorise and parse the query. Used both before the body is read (so a
 /// refused sender is not made to upload) and when handling.
-pub fn check(app: &App, req: &Request) -> Result<Target, ApiError> {
+pub fn check<'a>(app: &App, req: &'a Request) -> Result<Target<'a>, ApiError> {
     let params = Params::parse(req.query())
         .map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
     let who = app.authenticate(req, params.user.as_deref(), params.pass.as_deref())?;
-    let topic = match params.topic.as_deref() {
-        None | Some(b"") => {
+    let topic = match params.topic {
+        Some(Cow::Borrowed(t)) if !t.is_empty() => super::topic_name(t)?,
+        Some(Cow::Owned(t)) if !t.is_empty() => Cow::Owned(super::topic_name(&t)?.into_owned()),
+        _ => {
             return Err(ApiError::BadRequest(
                 "missing query parameter 'topic'".into(),
             ))
         }
-        Some(t) => super::topic_name(t)?,
     };
     app.authorize(who, &topic)?;
     let partition = params
@@ -35,7 +38,11 @@ pub fn check(app: &App, req: &Request) -> Result<Target, ApiError> {
         .as_deref()
         .map(super::parse_partition)
         .transpose()?;
-    let key = params.key.map(|k| Bytes::copy_from_slice(&k));
+    // A key that needed no decoding is a zero-copy view of the request target.
+    let key = params.key.map(|k| match k {
+        Cow::Borrowed(k) => req.target.slice_ref(k),
+        Cow::Owned(k) => Bytes::from(k),
+    });
     Ok(Target {
         topic,
         key,
@@ -43,11 +50,12 @@ pub fn check(app: &App, req: &Request) -> Result<Target, ApiError> {
     })
 }
 
-pub async fn handle(app: &App, req: Request) -> Result<Response, ApiError> {
+pub async fn handle(app: &App, mut req: Request) -> Result<Response, ApiError> {
+    let body = std::mem::take(&mut req.body);
     let target = check(app, &req)?;
     let record = Record {
         key: target.key,
-        value: Some(req.body),
+        value: Some(body),
         headers: record_headers(&req.headers, &app.excluded_headers),
         timestamp: None,
         partition: target.partition,

@@ -92,6 +92,12 @@ impl<H: Handler> Connection<H> {
     pub(crate) async fn run(mut self, accepted_at: Instant) {
         let mut first = true;
         loop {
+            // Empty lines before a request line are allowed (RFC 9112 §2.2; old clients
+            // end a POST body with an extra CRLF). Dropping them here makes a client that
+            // then goes quiet an idle one (closed silently), not a slow head (408).
+            while self.buf.starts_with(b"\r\n") {
+                bytes::Buf::advance(&mut self.buf, 2);
+            }
             let head_deadline;
             if self.buf.is_empty() {
                 if self.flush().await.is_err() {
@@ -180,11 +186,20 @@ impl<H: Handler> Connection<H> {
         };
         self.stats.requests.fetch_add(1, Relaxed);
 
-        if let Some(resp) = self.handler.before_body(&req) {
-            // Documented contract: the body is not read and the connection is closed.
-            return self
-                .answer_and_close(&resp, req.method == Method::Head)
-                .await;
+        // Consulted only when the body is still to come: a refusal then saves the upload
+        // (and the 100 Continue). A request already whole in the buffer goes straight to
+        // `handle`, which decides the same way without closing the connection.
+        let body_pending = match framing.body {
+            super::body::BodyFraming::Length(n) => (self.buf.len() as u64) < n,
+            super::body::BodyFraming::Chunked => true,
+        };
+        if body_pending {
+            if let Some(resp) = self.handler.before_body(&req) {
+                // Documented contract: the body is not read and the connection is closed.
+                return self
+                    .answer_and_close(&resp, req.method == Method::Head)
+                    .await;
+            }
         }
 
         let mut body = BodyDecoder::new(

@@ -2,6 +2,8 @@
 //! one HTTP status per variant, rendered as `{"error":"...","status":N}` (API.md, Errors).
 //! Every one of them closes the connection, because after a framing error we can no
 //! longer tell where the next request would start (RFC 9112 §6.3, last paragraph).
+//!
+//! References: RFC 9110 §15.5 (4xx) and §15.6 (5xx); RFC 6585 §5 (431).
 
 /// Why a request was refused by the HTTP layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

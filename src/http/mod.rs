@@ -3,17 +3,19 @@
 //!
 //! Where things are: `server` (bind, accept, connection limit, shutdown), `connection`
 //! (keep-alive, pipelining, timeouts, 100-continue, writing responses), `head` (end of
-//! head, line rules, httparse, body-length rules), `body` and `chunked` (bodies),
-//! `response` (serialisation), `date` (cached Date header), `error` (server-generated
-//! errors and their statuses), `limits` (every limit and fixed size).
+//! head, line rules, httparse), `framing` (body length, persistence, Host, Expect),
+//! `body` and `chunked` (bodies), `response` (serialisation), `date` (cached Date
+//! header), `error` (server-generated errors and their statuses), `limits` (every limit
+//! and fixed size).
 //!
 //! References: RFC 9110 (HTTP semantics), RFC 9112 (HTTP/1.1).
 
-pub mod body;
+mod body;
 mod chunked;
 mod connection;
-pub mod date;
+mod date;
 pub mod error;
+mod framing;
 #[cfg(test)]
 mod framing_tests;
 #[cfg(any(test, feature = "unstable-fuzzing"))]
@@ -26,7 +28,7 @@ pub mod server;
 
 pub use body::BodyFraming;
 pub use error::RequestError;
-pub use head::Framing;
+pub use framing::Framing;
 pub use limits::Limits;
 pub use request::{Header, Method, Request, Version};
 pub use response::Response;

@@ -1,9 +1,15 @@
 //! A parsed request: method, target, headers as zero-copy slices of the head, and the body.
+//! Built by `head.rs` (everything but the body) and `connection.rs` (the body).
+//!
+//! References: RFC 9112 §3 (request line, request-target forms), §5 (field lines);
+//! RFC 9110 §9 (methods).
 
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// The request method. Methods are case-sensitive (RFC 9110 §9.1); anything not listed is
+/// `Other` and still reaches the handler (CONNECT and PRI are refused by the server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -16,13 +22,30 @@ pub enum Method {
     Other,
 }
 
+impl Method {
+    /// The method's name as on the wire (`OTHER` for methods we do not route).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,
     Http11,
 }
 
-/// One header field, name and value exactly as sent (views of the request head).
+/// One header field, name exactly as sent and value without its surrounding whitespace
+/// (views of the request head, RFC 9110 §5.5). Repeated fields stay separate, in order.
 #[derive(Debug, Clone)]
 pub struct Header {
     pub name: Bytes,
@@ -33,7 +56,8 @@ pub struct Header {
 pub struct Request {
     pub method: Method,
     pub version: Version,
-    /// The raw request target, e.g. `/webhook?topic=t`.
+    /// The request target in origin-form as sent, e.g. `/webhook?topic=t` (an absolute-form
+    /// target `http://host/p?q` is reduced to `/p?q`; `*` only comes with OPTIONS).
     pub target: Bytes,
     pub headers: Vec<Header>,
     /// The whole body (de-chunked). Empty while `Handler::before_body` runs.

@@ -15,7 +15,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// Extra header fields (Allow, WWW-Authenticate, Retry-After, ...). Empty does not allocate.
     /// A field whose name is not a token or whose value holds CR, LF or another control
-    /// character is not sent (so a value can never split the response).
+    /// character is not sent (so a value can never split the response), nor are
+    /// Content-Length, Transfer-Encoding, Connection and Date, which the server writes.
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
     /// Close the connection after this response.
@@ -146,6 +147,14 @@ pub(crate) fn encode_head<'r>(
             tracing::warn!(field = name, "dropping response header with invalid bytes");
             continue;
         }
+        if SERVER_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            // A second Content-Length or Connection would make the framing ambiguous.
+            tracing::warn!(
+                field = name,
+                "dropping response header the server sets itself"
+            );
+            continue;
+        }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -163,6 +172,10 @@ pub(crate) fn encode_head<'r>(
         &resp.body
     }
 }
+
+/// Fields the server writes itself; a handler's copy of them is not sent (use
+/// `Response::close` to close).
+const SERVER_FIELDS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
 fn valid_name(n: &[u8]) -> bool {
     !n.is_empty()
@@ -255,7 +268,7 @@ mod tests {
                 "HTTP/1.1 204 No Content\r\nDate: <date>\r\n\r\n"),
             (Response::error(413, "too \"big\""), false, ConnectionField::Close,
                 "HTTP/1.1 413 Content Too Large\r\nDate: <date>\r\nContent-Type: application/json\r\nContent-Length: 36\r\nConnection: close\r\n\r\n{\"error\":\"too \\\"big\\\"\",\"status\":413}"),
-            (Response::json(401, "").with_header("WWW-Authenticate", "Basic").with_header("X-Bad", "a\r\nSet-Cookie: x"),
+            (Response::json(401, "").with_header("WWW-Authenticate", "Basic").with_header("X-Bad", "a\r\nSet-Cookie: x").with_header("content-length", "1"),
                 false, ConnectionField::None,
                 "HTTP/1.1 401 Unauthorized\r\nDate: <date>\r\nContent-Type: application/json\r\nContent-Length: 0\r\nWWW-Authenticate: Basic\r\n\r\n"),
             (Response::json(42, "x"), false, ConnectionField::None,

@@ -21,8 +21,10 @@ use tokio::task::JoinSet;
 
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
-    /// Called once the head is parsed and before the body is read (and before `100 Continue`).
-    /// `Some` answers at once without reading the body, and the connection is closed.
+    /// Called once the head is parsed, when body bytes are still to arrive (before they are
+    /// read and before `100 Continue`). `Some` answers at once without reading the body,
+    /// and the connection is closed. Requests whose body is already buffered (or that have
+    /// none) skip this and go straight to `handle`, which must decide the same way.
     fn before_body(&self, _req: &Request) -> Option<Response> {
         None
     }

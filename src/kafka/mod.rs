@@ -30,6 +30,13 @@ mod sender;
 pub mod stats;
 mod topics;
 
+/// Pure response-reading functions, reached by benches and fuzz targets through the
+/// `unstable-fuzzing` feature. Not public API.
+#[cfg(feature = "unstable-fuzzing")]
+pub mod fuzzing {
+    pub use super::protocol::{decode_response, produce_results, PartitionResult, Request};
+}
+
 pub use config::{Compression, ProducerConfig};
 pub use error::ProduceError;
 pub use producer::Producer;

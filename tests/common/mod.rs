@@ -383,10 +383,22 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Conn {
+        Conn::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Conn {
         Conn {
-            stream: TcpStream::connect(addr).await.expect("connect"),
+            stream,
             buf: Vec::new(),
         }
+    }
+
+    /// A response if one arrives within `wait`.
+    pub async fn response_within(&mut self, wait: Duration) -> Option<Response> {
+        tokio::time::timeout(wait, self.try_response())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn send(&mut self, raw: &[u8]) {

@@ -1,0 +1,233 @@
+//! Steady-state heap allocations per webhook request, counted by dhat as the global
+//! allocator (every thread), with the allocation sites (backtraces) of the counted requests.
+//!
+//! `cargo bench --bench allocations` (for readable sites add
+//! `CARGO_PROFILE_BENCH_DEBUG=true`). Each phase serves requests over loopback with the real
+//! HTTP server (`http::serve`, one current-thread runtime) to a client thread that
+//! allocates nothing per request (fixed request bytes, one reused read buffer), warms up,
+//! then counts `REQUESTS` requests:
+//!
+//! - `http`: a handler answering a fixed 200: the HTTP layer alone (decode + respond);
+//! - `webhook_to_producer` / `..._basic_auth`: a handler doing what `api::webhook::handle`
+//!   does up to `producer.send` (query parse, authentication by query or Basic, topic check,
+//!   authorisation, key, record headers, the `Record`, the JSON answer), built from the same
+//!   public functions. It mirrors `webhook.rs`, which needs a connected `App`; keep them
+//!   in step. `App`'s own wrapping (routing, `before_body`, metrics, access log) is not in it;
+//! - with `KAFKA_BOOTSTRAP` set: `app` (the real `App` with a real producer, the whole
+//!   request), and `producer_send` (`Producer::send` alone, awaited one at a time).
+//!
+//! For each phase it prints allocations per request and the sites that allocate at least
+//! once per 10 requests, grouped by the first frame in our code.
+
+use bytes::Bytes;
+use kafka_webhook::kafka::{Producer, Record};
+use request_path::support::{
+    app_from_env, kafka_config, request, serve, Auth, Client, Fixed, WebhookToProducer, BODY,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The servers, handlers and client (its criterion half goes unused here).
+#[allow(dead_code)]
+#[path = "request_path.rs"]
+mod request_path;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const WARMUP: usize = 500;
+const REQUESTS: usize = 2000;
+
+/// Runs `REQUESTS` round trips under a fresh dhat profiler, after `WARMUP` unprofiled ones.
+fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
+    let mut client = Client::connect(addr);
+    for _ in 0..WARMUP {
+        assert_eq!(
+            client.round_trip(request),
+            200,
+            "{name}: warm-up request refused"
+        );
+    }
+    let file = std::env::temp_dir().join(format!("kafka-webhook-dhat-{name}.json"));
+    let profiler = dhat::Profiler::builder()
+        .file_name(&file)
+        .trim_backtraces(Some(24))
+        .build();
+    for _ in 0..REQUESTS {
+        client.round_trip(request);
+    }
+    let stats = dhat::HeapStats::get();
+    drop(profiler);
+    report(name, &stats, &file);
+}
+
+/// Prints allocations per request and the frequent allocation sites from dhat's file.
+fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path) {
+    let per = stats.total_blocks as f64 / REQUESTS as f64;
+    let bytes = stats.total_bytes as f64 / REQUESTS as f64;
+    println!("\n{name}: {per:.2} allocations ({bytes:.0} bytes) per request");
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let frames: Vec<&str> = json["ftbl"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    // Sites that differ only in code addresses (the same path inlined twice) are merged.
+    // A `realloc` counts as an allocation (it is a call into the allocator).
+    let mut sites: Vec<(f64, String, String)> = Vec::new();
+    for pp in json["pps"].as_array().into_iter().flatten() {
+        let blocks = pp["tbk"].as_f64().unwrap_or(0.0) / REQUESTS as f64;
+        let stack: Vec<&str> = pp["fs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| frames.get(usize::try_from(i.as_u64()?).ok()?).copied())
+            .collect();
+        let (layer, site) = describe(&stack);
+        match sites.iter_mut().find(|(_, _, s)| *s == site) {
+            Some(entry) => entry.0 += blocks,
+            None => sites.push((blocks, layer, site)),
+        }
+    }
+    let mut layers: Vec<(String, f64)> = Vec::new();
+    for (blocks, layer, _) in &sites {
+        match layers.iter_mut().find(|(l, _)| l == layer) {
+            Some(entry) => entry.1 += blocks,
+            None => layers.push((layer.clone(), *blocks)),
+        }
+    }
+    let by_layer: Vec<String> = layers.iter().map(|(l, n)| format!("{l} {n:.2}")).collect();
+    println!("  by layer: {}", by_layer.join(", "));
+    sites.retain(|(blocks, _, _)| *blocks >= 0.1);
+    sites.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (blocks, layer, site) in sites {
+        println!("  {blocks:5.2} {layer:7} {site}");
+    }
+}
+
+/// Where our own code lives, as dhat prints source paths.
+const OURS: [&str; 6] = [
+    "src/api/",
+    "src/http/",
+    "src/kafka/",
+    "src/config",
+    "src/service",
+    "benches/",
+];
+
+/// The layer that allocates (`http`, `api`, `kafka`: the innermost frame in our code) and
+/// the allocating call (past the allocator and `Vec`/`Box` internals) with the innermost
+/// frames in our code, as `function (file:line)`. Needs debug line tables to say much.
+fn describe(stack: &[&str]) -> (String, String) {
+    const MACHINERY: [&str; 7] = [
+        "dhat-",
+        "alloc/src/",
+        "src/raw_vec/",
+        "src/vec/",
+        "src/boxed",
+        "src/string.rs",
+        "src/sync.rs",
+    ];
+    let split = |f: &str| -> (String, String) {
+        let f = f.split_once(": ").map_or(f, |(_, rest)| rest);
+        let (name, place) = f.split_once(" (").unwrap_or((f, ""));
+        let name: String = name.split('<').next().unwrap_or(name).to_string();
+        (name, place.trim_end_matches(')').to_string())
+    };
+    let frames: Vec<(String, String)> = stack.iter().map(|f| split(f)).collect();
+    let first = frames
+        .iter()
+        .find(|(_, place)| !MACHINERY.iter().any(|m| place.contains(m)))
+        .map(|(name, place)| format!("{name} ({place})"))
+        .unwrap_or_default();
+    let ours: Vec<String> = frames
+        .iter()
+        .filter(|(_, place)| OURS.iter().any(|o| place.starts_with(o)))
+        .take(3)
+        .map(|(name, place)| format!("{name} ({place})"))
+        .collect();
+    let layer = frames
+        .iter()
+        .find_map(|(_, place)| {
+            let dir = place.strip_prefix("src/")?.split(['/', '.']).next()?;
+            OURS.iter()
+                .any(|o| place.starts_with(o))
+                .then(|| dir.to_string())
+        })
+        .or_else(|| {
+            frames
+                .iter()
+                .any(|(_, place)| place.starts_with("benches/"))
+                .then(|| "bench".to_string())
+        })
+        .unwrap_or_else(|| "runtime".to_string());
+    (
+        layer,
+        format!("{first}\n           <- {}", ours.join("\n           <- ")),
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing: run anyway,
+    // it is quick.
+    let addr = serve(Arc::new(Fixed));
+    measure("http", addr, &request(Auth::Query, "my-app-events"));
+    let addr = serve(Arc::new(WebhookToProducer::default()));
+    measure(
+        "webhook_to_producer",
+        addr,
+        &request(Auth::Query, "my-app-events"),
+    );
+    measure(
+        "webhook_to_producer_basic_auth",
+        addr,
+        &request(Auth::Basic, "my-app-events"),
+    );
+    with_kafka();
+}
+
+/// `Producer::send` alone (awaited one at a time), then the real `App` with a real
+/// producer (the whole request).
+fn with_kafka() {
+    let Some(config) = kafka_config() else {
+        println!("\nKAFKA_BOOTSTRAP not set: skipping the real App and producer phases");
+        return;
+    };
+    let topic = "my-app-allocations";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let producer = Producer::connect(config).await.expect("connect to Kafka");
+        let record = || Record {
+            key: Some(Bytes::from_static(b"repo-1")),
+            value: Some(Bytes::from_static(BODY.as_bytes())),
+            ..Record::default()
+        };
+        for _ in 0..WARMUP {
+            producer.send(topic, record()).await.expect("warm-up send");
+        }
+        let file = std::env::temp_dir().join("kafka-webhook-dhat-producer_send.json");
+        let profiler = dhat::Profiler::builder()
+            .file_name(&file)
+            .trim_backtraces(Some(24))
+            .build();
+        for _ in 0..REQUESTS {
+            producer.send(topic, record()).await.expect("send");
+        }
+        let stats = dhat::HeapStats::get();
+        drop(profiler);
+        report("producer_send", &stats, &file);
+        producer.close().await;
+    });
+    drop(rt);
+    if let Some(addr) = app_from_env() {
+        measure("app", addr, &request(Auth::Query, topic));
+        measure("app_basic_auth", addr, &request(Auth::Basic, topic));
+    }
+}
