@@ -275,8 +275,9 @@ async fn topic_deleted_and_recreated_while_records_flow() {
     let senders = start_senders(&p, &topic, 5, &stop, &out);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    // Taken before the call: the deletion takes effect before the admin call returns.
+    let deleting = Instant::now();
     delete_topic(&b, &topic).await;
-    let deleted = Instant::now();
     // Wait until the producer has noticed (errors arrive), then recreate.
     let noticed = Arc::new(AtomicUsize::new(0));
     eventually("errors after deletion", Duration::from_secs(15), || {
@@ -309,7 +310,7 @@ async fn topic_deleted_and_recreated_while_records_flow() {
             ),
             "{v}: unexpected error {e:?}"
         );
-        assert!(*at > deleted, "{v}: error before the deletion: {e:?}");
+        assert!(*at > deleting, "{v}: error before the deletion: {e:?}");
     }
     assert!(
         errors

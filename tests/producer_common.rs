@@ -143,7 +143,7 @@ pub fn unique_topic(prefix: &str) -> String {
 }
 
 pub async fn rskafka(bootstrap: &str) -> Client {
-    ClientBuilder::new(vec![bootstrap.to_string()])
+    ClientBuilder::new(bootstrap.split(',').map(str::to_string).collect())
         .build()
         .await
         .expect("rskafka client")
@@ -175,7 +175,7 @@ pub async fn producer(bootstrap: &str) -> Producer {
 
 pub async fn producer_with(bootstrap: &str, tweak: impl FnOnce(&mut ProducerConfig)) -> Producer {
     let mut config = ProducerConfig {
-        bootstrap: vec![bootstrap.to_string()],
+        bootstrap: bootstrap.split(',').map(str::to_string).collect(),
         ..ProducerConfig::default()
     };
     tweak(&mut config);

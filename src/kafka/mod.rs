@@ -3,9 +3,16 @@
 //! It knows nothing of HTTP; `api` maps [`ProduceError`] to statuses.
 //!
 //! Layers, lowest first: `protocol` (pure request building and response reading),
-//! `connection` (one pipelined socket), `metadata` (cluster snapshot), `accumulator`
-//! (per-partition batches and their waiters), `sender` (per-connection drain loop,
-//! retries), `producer` (the public handle).
+//! `connection` (one pipelined socket), `metadata` (cluster snapshot), `idempotence`
+//! (producer ids and sequences), `topics` (name rules, partition count, partition
+//! choice), `accumulator` (per-partition batches and their waiters), `sender`
+//! (per-connection drain loop, retries), `parking` (partitions without a leader),
+//! `stats`, and `producer` (the public handle). `record_batch` and `partitioner` are
+//! the wire format of a batch and the Java-compatible key hash.
+//!
+//! References: Kafka protocol guide (<https://kafka.apache.org/protocol>); KIP-98
+//! (idempotent producer); KIP-91 (delivery timeout); KIP-480 (sticky partitioner);
+//! KIP-951 (leader hints); influxdata/rskafka for the layering.
 
 mod accumulator;
 pub mod config;
@@ -13,6 +20,7 @@ mod connection;
 pub mod error;
 mod idempotence;
 mod metadata;
+mod parking;
 pub mod partitioner;
 pub mod producer;
 mod protocol;
@@ -20,6 +28,7 @@ pub mod record;
 pub mod record_batch;
 mod sender;
 pub mod stats;
+mod topics;
 
 /// Pure response-reading functions, reached by benches and fuzz targets through the
 /// `unstable-fuzzing` feature. Not public API.
@@ -33,3 +42,4 @@ pub use error::ProduceError;
 pub use producer::Producer;
 pub use record::{Ack, Record, RecordHeader};
 pub use stats::{ProducerStats, StatsSnapshot};
+pub use topics::validate_topic;

@@ -6,10 +6,11 @@
 //! slot, the parking lot, buffer accounting and statistics. Background tasks stop
 //! when the `Producer` is dropped or closed.
 //!
-//! References: Java `KafkaProducer.send` / `doSend` (apache/kafka); Kafka topic name
-//! rules in `org.apache.kafka.common.internals.Topic`; KIP-480 (sticky partitioner).
+//! References: Java `KafkaProducer.send` / `doSend` (apache/kafka).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,73 +18,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::accumulator::{self, BatchResult, PartitionQueue};
-use super::error::{self, classify, Disposition};
 use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF, INIT_PRODUCER_ID_BACKOFF_MAX};
 use super::metadata::{Cluster, Metadata, MetadataOptions, TopicInfo};
-use super::partitioner::{partition_for_key, StickyPartitioner};
+use super::parking;
 use super::sender::{self, SenderHandle};
 use super::stats::ProducerStats;
+use super::topics::{choose_partition, validate_topic, TopicQueues};
 use super::{Ack, ProduceError, ProducerConfig, Record};
-
-/// Longest legal topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
-
-/// How long a topic may stay UNKNOWN_TOPIC_OR_PARTITION before we conclude the broker
-/// will not auto-create it. KRaft creates topics asynchronously; on a loaded broker
-/// that takes a few hundred milliseconds.
-pub const AUTO_CREATE_WAIT: Duration = Duration::from_millis(2500);
 
 /// How long past its delivery deadline a caller waits for the producer's own verdict
 /// on its batch (Unavailable when nothing reached Kafka, Timeout when the outcome is
 /// unknown) before it concludes Timeout by itself.
 pub const CALLER_GRACE: Duration = Duration::from_millis(100);
-
-/// Backoff while a topic is being created (LEADER_NOT_AVAILABLE in Metadata).
-pub const TOPIC_WAIT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Checks a topic name against Kafka's rules: 1 to 249 characters from
-/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
-pub fn validate_topic(topic: &str) -> Result<(), ProduceError> {
-    let legal = !topic.is_empty()
-        && topic.len() <= MAX_TOPIC_NAME_LEN
-        && topic != "."
-        && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if legal {
-        Ok(())
-    } else {
-        Err(ProduceError::InvalidTopic(topic.into()))
-    }
-}
-
-/// Per-topic producer state.
-pub struct TopicQueues {
-    name: Arc<str>,
-    sticky: StickyPartitioner,
-    partitions: RwLock<Vec<Arc<PartitionQueue>>>,
-}
-
-impl TopicQueues {
-    fn queue(&self, partition: i32) -> Arc<PartitionQueue> {
-        let i = usize::try_from(partition).unwrap_or(0);
-        if let Some(q) = self
-            .partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(i)
-        {
-            return q.clone();
-        }
-        let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        while parts.len() <= i {
-            let p = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-            parts.push(Arc::new(PartitionQueue::new(self.name.clone(), p)));
-        }
-        parts[i].clone()
-    }
-}
 
 /// State shared by the handle and every background task.
 pub struct Core {
@@ -91,7 +37,7 @@ pub struct Core {
     pub metadata: Metadata,
     pub stats: ProducerStats,
     pub idempotence: Idempotence,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    pub topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
     senders: Mutex<HashMap<(i32, usize), Arc<SenderHandle>>>,
     parked: Mutex<Vec<Arc<PartitionQueue>>>,
     pub parked_notify: Notify,
@@ -103,6 +49,8 @@ pub struct Core {
     settled: Notify,
     closed: AtomicBool,
     shutdown: watch::Receiver<bool>,
+    /// Brokers our senders currently fail to connect to (read lock-free per record).
+    pub unreachable: ArcSwap<HashSet<i32>>,
 }
 
 impl Core {
@@ -183,6 +131,22 @@ impl Core {
         Ok(())
     }
 
+    /// A sender reports whether it can reach its broker.
+    pub fn broker_reachable(&self, broker: i32, reachable: bool) {
+        if self.unreachable.load().contains(&broker) != reachable {
+            return; // no change: skip the copy
+        }
+        self.unreachable.rcu(|set| {
+            let mut set = HashSet::clone(set);
+            if reachable {
+                set.remove(&broker);
+            } else {
+                set.insert(broker);
+            }
+            set
+        });
+    }
+
     /// The sticky partitioner moves on once a batch of its partition leaves (KIP-480).
     pub fn batch_left(&self, queue: &PartitionQueue) {
         let cluster = self.metadata.snapshot();
@@ -194,97 +158,6 @@ impl Core {
         if let Some(t) = topics.get(&queue.topic) {
             t.sticky.batch_sent(queue.partition, n);
         }
-    }
-
-    fn topic_queues(&self, topic: &Arc<str>) -> Arc<TopicQueues> {
-        if let Some(t) = self
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-        {
-            return t.clone();
-        }
-        self.topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(topic.clone())
-            .or_insert_with(|| {
-                Arc::new(TopicQueues {
-                    name: topic.clone(),
-                    sticky: StickyPartitioner::new(),
-                    partitions: RwLock::new(Vec::new()),
-                })
-            })
-            .clone()
-    }
-
-    /// The topic's partition count from metadata, fetching (and, if the broker allows,
-    /// auto-creating) the topic first if we have not seen it.
-    ///
-    /// A KRaft broker creates a topic asynchronously: the Metadata request that
-    /// triggers auto-creation (and a few after it) still answers
-    /// UNKNOWN_TOPIC_OR_PARTITION. A broker that does not auto-create answers the
-    /// same forever. So "unknown" is final only after [`AUTO_CREATE_WAIT`]; the
-    /// verdict is then cached for `metadata::UNKNOWN_TOPIC_TTL`.
-    async fn resolve_topic(
-        &self,
-        topic: &str,
-        deadline: Instant,
-    ) -> Result<(Arc<str>, Arc<Cluster>, i32), ProduceError> {
-        if let Some(found) = ready_topic(&self.metadata.snapshot(), topic) {
-            return Ok(found);
-        }
-        if self.metadata.recently_unknown(topic) {
-            return Err(ProduceError::UnknownTopic(topic.into()));
-        }
-        let name: Arc<str> = topic.into();
-        let started = Instant::now();
-        let give_up = deadline.min(started + AUTO_CREATE_WAIT);
-        loop {
-            self.metadata.add_interest(&name);
-            let now = Instant::now();
-            let cluster =
-                match tokio::time::timeout_at(deadline.into(), self.refresh_metadata(now)).await {
-                    Ok(result) => result?,
-                    Err(_) => return Err(ProduceError::Timeout),
-                };
-            let code = match cluster.topics.get(topic) {
-                Some(TopicInfo::Ready(_)) => match ready_topic(&cluster, topic) {
-                    Some(found) => return Ok(found),
-                    None => error::LEADER_NOT_AVAILABLE,
-                },
-                Some(TopicInfo::Error(code)) => *code,
-                None => error::UNKNOWN_TOPIC_OR_PARTITION,
-            };
-            self.stats.broker_error(code);
-            let unknown = code == error::UNKNOWN_TOPIC_OR_PARTITION;
-            if let Disposition::Fail(e) = classify(code, &name) {
-                self.metadata.drop_interest(topic);
-                return Err(e);
-            }
-            if Instant::now() + TOPIC_WAIT_BACKOFF >= give_up {
-                if unknown {
-                    self.metadata.mark_unknown(&name);
-                    return Err(ProduceError::UnknownTopic(name));
-                }
-                if Instant::now() + TOPIC_WAIT_BACKOFF >= deadline {
-                    return Err(error::deadline_error(Some(code), false));
-                }
-            }
-            tokio::time::sleep(TOPIC_WAIT_BACKOFF).await;
-        }
-    }
-}
-
-/// The topic's name, snapshot and partition count if the snapshot knows it.
-fn ready_topic(cluster: &Arc<Cluster>, topic: &str) -> Option<(Arc<str>, Arc<Cluster>, i32)> {
-    match cluster.topics.get_key_value(topic)? {
-        (name, TopicInfo::Ready(parts)) => {
-            let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-            Some((name.clone(), cluster.clone(), count))
-        }
-        _ => None,
     }
 }
 
@@ -331,6 +204,7 @@ impl Producer {
             settled: Notify::new(),
             closed: AtomicBool::new(false),
             shutdown: shutdown_rx,
+            unreachable: ArcSwap::from_pointee(HashSet::new()),
         });
         core.refresh_metadata(Instant::now()).await?;
         if idempotent {
@@ -341,7 +215,7 @@ impl Producer {
             }
             tokio::spawn(run_producer_ids(core.clone()));
         }
-        tokio::spawn(sender::run_parking(core.clone()));
+        tokio::spawn(parking::run(core.clone()));
         tokio::spawn(run_refresh(core.clone()));
         Ok(Producer { core, shutdown })
     }
@@ -452,7 +326,7 @@ impl Producer {
         validate_topic(topic)?;
         let (name, cluster, count) = self.core.resolve_topic(topic, deadline).await?;
         let queues = self.core.topic_queues(&name);
-        let partition = choose_partition(&queues, &cluster, record, count)?;
+        let partition = choose_partition(&self.core, &queues, &cluster, record, count)?;
         let mut out = Vec::with_capacity(1);
         self.append_all(&queues, partition, &[record], deadline, rxs, &mut out)?;
         out.pop().ok_or(ProduceError::ShuttingDown)
@@ -493,7 +367,7 @@ impl Producer {
                 }
                 None => continue,
             };
-            let partition = match choose_partition(queues, cluster, &record, *count) {
+            let partition = match choose_partition(&self.core, queues, cluster, &record, *count) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(Err((i, e)));
@@ -618,31 +492,6 @@ struct Group {
     items: Vec<(usize, Record)>,
 }
 
-/// Explicit partition (validated), key hash, or sticky choice among partitions that
-/// have a leader.
-fn choose_partition(
-    queues: &TopicQueues,
-    cluster: &Cluster,
-    record: &Record,
-    count: i32,
-) -> Result<i32, ProduceError> {
-    if let Some(p) = record.partition {
-        if p < 0 || p >= count {
-            return Err(ProduceError::InvalidPartition {
-                partition: p,
-                count,
-            });
-        }
-        return Ok(p);
-    }
-    if let Some(key) = &record.key {
-        return Ok(partition_for_key(key, count));
-    }
-    Ok(queues
-        .sticky
-        .partition_where(count, |p| cluster.leader(&queues.name, p).is_some()))
-}
-
 async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {
     match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
         Ok(Ok(result)) => result,
@@ -705,23 +554,5 @@ async fn run_producer_ids(core: Arc<Core>) {
         }
         // Partitions that waited for the id sit in the parking lot.
         core.parked_notify.notify_one();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        for ok in ["a", "my-app.events_1", &"x".repeat(249)] {
-            assert!(validate_topic(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", "a b", "ä", "a/b", &"x".repeat(250)] {
-            assert!(
-                matches!(validate_topic(bad), Err(ProduceError::InvalidTopic(_))),
-                "{bad}"
-            );
-        }
     }
 }

@@ -26,7 +26,7 @@ use super::accumulator::{Batch, BatchAck, PartitionQueue, QueueState};
 use super::connection::{ConnError, Connection};
 use super::error::{self, classify, Disposition, ProduceError};
 use super::idempotence::Stamp;
-use super::metadata::{Cluster, TopicInfo};
+use super::metadata::Cluster;
 use super::producer::Core;
 use super::protocol::{self, PartitionBatch, PartitionResult};
 use super::record_batch::ProducerIdentity;
@@ -131,6 +131,7 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
                 generation += 1;
                 match open(&core, &me, generation).await {
                     Ok(c) => {
+                        core.broker_reachable(me.broker, true);
                         reconnect.reset();
                         conn = Some(c.clone());
                         c
@@ -140,6 +141,7 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
                         // overloaded) "did not answer in time"; one that refuses them
                         // is "unavailable".
                         let unreachable = !matches!(e, Some(ConnError::Timeout(_)));
+                        core.broker_reachable(me.broker, false);
                         let next_deadline = reroute(&core, &me, unreachable);
                         let mut wait = reconnect.next();
                         if let Some(d) = next_deadline {
@@ -298,7 +300,9 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
         } else {
             None
         };
-        let restamp = std::mem::take(&mut st.seq.restamp_front);
+        // Only an encoded batch can be restamped; a batch still open simply gets the
+        // fresh identity when it is encoded.
+        let restamp = std::mem::take(&mut st.seq.restamp_front) && encoded;
         let Some(front) = st.batches.front_mut() else {
             continue;
         };
@@ -565,7 +569,7 @@ fn backoff_for(attempt: u32) -> Duration {
 }
 
 /// Between 80% and 120% of `d`.
-fn jitter(d: Duration) -> Duration {
+pub fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::random_range(0.8..1.2))
 }
 
@@ -591,73 +595,6 @@ impl Backoff {
     }
     fn reset(&mut self) {
         self.next = self.min;
-    }
-}
-
-/// The parking lot: partitions without a known leader wait here until a metadata
-/// refresh routes them again, or until we learn that the topic or partition is gone.
-pub async fn run_parking(core: Arc<Core>) {
-    let mut shutdown = core.shutdown_signal();
-    loop {
-        tokio::select! {
-            _ = core.parked_notify.notified() => {}
-            _ = shutdown.changed() => return,
-        }
-        loop {
-            let parked = core.take_parked();
-            if parked.is_empty() {
-                break;
-            }
-            let cluster = match core.refresh_metadata(Instant::now()).await {
-                Ok(c) => c,
-                Err(_) => core.metadata.snapshot(),
-            };
-            for queue in parked {
-                let doomed = {
-                    let mut st = queue.lock();
-                    st.scheduled = false;
-                    let mut doomed: Vec<(Batch, ProduceError)> = Vec::new();
-                    for b in st.take_expired(Instant::now()) {
-                        // No leader (or no producer id) in time: unavailable.
-                        let e = error::deadline_error(b.last_error, b.maybe_written);
-                        doomed.push((b, e));
-                    }
-                    if let Some(err) = partition_gone(&cluster, &queue) {
-                        doomed.extend(st.take_all_idle().into_iter().map(|b| (b, err.clone())));
-                    }
-                    schedule(&core, &queue, &mut st);
-                    doomed
-                };
-                for (b, e) in doomed {
-                    complete(&core, b, Err(e));
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(jitter(RETRY_BACKOFF * 2)) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// The final error for a partition's waiting batches when metadata says it cannot
-/// exist; `None` while it may still get a leader.
-fn partition_gone(cluster: &Cluster, q: &PartitionQueue) -> Option<ProduceError> {
-    match cluster.topics.get(&q.topic)? {
-        TopicInfo::Error(error::UNKNOWN_TOPIC_OR_PARTITION) => {
-            Some(ProduceError::UnknownTopic(q.topic.clone()))
-        }
-        TopicInfo::Error(code) => match classify(*code, &q.topic) {
-            Disposition::Fail(e) => Some(e),
-            Disposition::Retry { .. } | Disposition::Restamp => None,
-        },
-        TopicInfo::Ready(parts) => {
-            let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-            (q.partition >= count).then_some(ProduceError::InvalidPartition {
-                partition: q.partition,
-                count,
-            })
-        }
     }
 }
 
