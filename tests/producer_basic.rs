@@ -2,7 +2,7 @@
 //! back, byte for byte, at the offsets we reported.
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
-#[path = "producer_common.rs"]
+#[path = "producer_common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

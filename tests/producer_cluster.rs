@@ -4,7 +4,7 @@
 //! (read back by rskafka), and, the producer being idempotent, none is in it twice.
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
-#[path = "producer_common.rs"]
+#[path = "producer_common/mod.rs"]
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -3,7 +3,7 @@
 //! partition in the order it sent them.
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
-#[path = "producer_common.rs"]
+#[path = "producer_common/mod.rs"]
 mod common;
 
 use std::collections::{HashMap, HashSet};

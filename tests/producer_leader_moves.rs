@@ -3,12 +3,11 @@
 //! flowing to the new leaders; afterwards every acknowledged record is in the log at
 //! its offset, and none is in it twice.
 //!
-//! Ignored by default: the three-node cluster uses fixed ports (19092/29092/39092 and
-//! +1 for controllers), so two worktrees running it at once would collide. Run with
-//! `cargo test --test producer_leader_moves -- --ignored`.
+//! The three-node cluster uses fixed ports (19092/29092/39092, +1 for controllers):
+//! two checkouts must not run this test at the same time.
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
-#[path = "producer_common.rs"]
+#[path = "producer_common/mod.rs"]
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -52,7 +51,6 @@ async fn node(args: &'static [&'static str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "starts a three-node cluster on fixed ports; run with --ignored"]
 async fn leaders_move_while_records_flow() {
     let guard = ThreeNodes;
     // Start from stopped nodes: `up` on nodes left running by an interrupted run
