@@ -129,9 +129,13 @@ impl Metrics {
         self.latency[r].observe(latency.as_secs_f64());
     }
 
-    /// Records acknowledged by Kafka for one request.
-    pub fn produced(&self, topic: &str, records: u64, bytes: u64) {
+    /// Records acknowledged by Kafka for one request (all topics together).
+    pub fn request_records(&self, records: u64) {
         self.records_per_request.observe(records as f64);
+    }
+
+    /// Records of one topic acknowledged by Kafka.
+    pub fn produced(&self, topic: &str, records: u64, bytes: u64) {
         let mut map = match self.by_topic.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -238,6 +242,7 @@ mod tests {
         m.request(Route::Webhook, 200, Duration::from_millis(20));
         m.request(Route::Other, 404, Duration::from_micros(10));
         m.produced("events", 1, 15);
+        m.request_records(1);
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains("kafka_webhook_requests_total{route=\"webhook\",status=\"200\"} 2"));

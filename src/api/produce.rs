@@ -87,7 +87,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response, ApiError> {
                 value: Some(Bytes::copy_from_slice(&value)),
                 ..Record::default()
             };
+            let size = record.value.as_ref().map_or(0, |v| v.len() as u64);
             let ack = app.producer.send(&topic, record).await?;
+            app.metrics.produced(&topic, 1, size);
+            app.metrics.request_records(1);
             Ok(render::metadata_response(&topic, &ack))
         }
         Form::Topic(topic) => {
@@ -154,8 +157,25 @@ async fn send_messages(
         items.push(to_record(app, who, path_topic, m).map_err(|e| at_message(i, e))?);
     }
     let topics: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
+    let sizes: Vec<u64> = items
+        .iter()
+        .map(|(_, r)| r.value.as_ref().map_or(0, |v| v.len() as u64))
+        .collect();
     let results = app.producer.send_all(items).await;
+    count_acked(app, &topics, &sizes, &results);
     Ok(render_results(&topics, &results))
+}
+
+/// Per-topic record and byte counters for the acknowledged messages.
+fn count_acked(app: &App, topics: &[String], sizes: &[u64], results: &[Result<Ack, ProduceError>]) {
+    let mut acked = 0;
+    for ((topic, size), r) in topics.iter().zip(sizes).zip(results) {
+        if r.is_ok() {
+            app.metrics.produced(topic, 1, *size);
+            acked += 1;
+        }
+    }
+    app.metrics.request_records(acked);
 }
 
 fn at_message(i: usize, e: ApiError) -> ApiError {
