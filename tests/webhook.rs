@@ -244,6 +244,7 @@ async fn body_over_the_limit_is_413_and_nothing_is_written() {
 async fn wrong_password_is_401_with_challenge() {
     let proxy = Proxy::start(&[]);
     let topic = unique_topic("t-auth");
+    let mut answers = Vec::new();
     for target in [
         format!("/webhook?topic={topic}&user=myuser&pass=nope"),
         format!("/webhook?topic={topic}&user=nobody&pass=mypass"),
@@ -256,7 +257,17 @@ async fn wrong_password_is_401_with_challenge() {
             Some("Basic realm=\"kafka-webhook\"")
         );
         assert_eq!(r.json()["status"], 401);
+        let headers: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n != "Date")
+            .cloned()
+            .collect();
+        answers.push((headers, r.body));
     }
+    // Wrong password, unknown user and no credentials look exactly alike.
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1], answers[2]);
     // Basic wins over query credentials when both are present.
     let r = request(
         proxy.addr,
