@@ -4,7 +4,7 @@
 //! is in the log.
 #![allow(dead_code)]
 
-use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::RecordAndOffset;
 use std::io::{BufRead, BufReader, Write as _};
@@ -92,14 +92,7 @@ pub async fn read_records(
     offset: i64,
     count: usize,
 ) -> Vec<RecordAndOffset> {
-    let client = ClientBuilder::new(vec![kafka_bootstrap()])
-        .build()
-        .await
-        .expect("rskafka client");
-    let pc = client
-        .partition_client(topic, partition, UnknownTopicHandling::Retry)
-        .await
-        .expect("partition client");
+    let pc = partition_client(topic, partition).await;
     let mut out = Vec::new();
     let mut next = offset;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -123,16 +116,19 @@ pub async fn read_records(
     out
 }
 
-/// The next offset to be written (high watermark) of a partition.
-pub async fn end_offset(topic: &str, partition: i32) -> i64 {
-    let client = ClientBuilder::new(vec![kafka_bootstrap()])
+async fn partition_client(topic: &str, partition: i32) -> PartitionClient {
+    ClientBuilder::new(vec![kafka_bootstrap()])
         .build()
         .await
-        .expect("rskafka client");
-    let pc = client
+        .expect("rskafka client")
         .partition_client(topic, partition, UnknownTopicHandling::Retry)
         .await
-        .expect("partition client");
+        .expect("partition client")
+}
+
+/// The next offset to be written (high watermark) of a partition.
+pub async fn end_offset(topic: &str, partition: i32) -> i64 {
+    let pc = partition_client(topic, partition).await;
     pc.get_offset(OffsetAt::Latest).await.expect("offset")
 }
 
