@@ -223,9 +223,10 @@ impl Producer {
     /// Produce one record and wait for its acknowledgement.
     pub async fn send(&self, topic: &str, record: Record) -> Result<Ack, ProduceError> {
         let deadline = Instant::now() + self.core.config.delivery_timeout;
-        let mut rxs = Vec::with_capacity(1);
+        // One record: collected without a heap allocation (see `One`).
+        let mut rxs = One::default();
         let pending = self.enqueue(topic, &record, deadline, &mut rxs).await?;
-        let Some(rx) = rxs.pop() else {
+        let Some(rx) = rxs.0 else {
             return Err(ProduceError::ShuttingDown);
         };
         let result = wait(rx, deadline).await;
@@ -320,16 +321,16 @@ impl Producer {
         topic: &str,
         record: &Record,
         deadline: Instant,
-        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
+        rxs: &mut One<oneshot::Receiver<BatchResult>>,
     ) -> Result<Pending, ProduceError> {
         self.check_open()?;
         validate_topic(topic)?;
         let (name, cluster, count) = self.core.resolve_topic(topic, deadline).await?;
         let queues = self.core.topic_queues(&name);
         let partition = choose_partition(&self.core, &queues, &cluster, record, count)?;
-        let mut out = Vec::with_capacity(1);
+        let mut out = One::default();
         self.append_all(&queues, partition, &[record], deadline, rxs, &mut out)?;
-        out.pop().ok_or(ProduceError::ShuttingDown)
+        out.0.ok_or(ProduceError::ShuttingDown)
     }
 
     fn check_open(&self) -> Result<(), ProduceError> {
@@ -428,8 +429,8 @@ impl Producer {
         partition: i32,
         records: &[&Record],
         deadline: Instant,
-        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
-        out: &mut Vec<Pending>,
+        rxs: &mut impl Sink<oneshot::Receiver<BatchResult>>,
+        out: &mut impl Sink<Pending>,
     ) -> Result<(), ProduceError> {
         let core = &self.core;
         let queue = queues.queue(partition);
@@ -479,6 +480,41 @@ impl Drop for Producer {
     fn drop(&mut self) {
         self.core.closed.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Where `append_all` puts receivers and pendings: a `Vec` for many records, [`One`]
+/// for `send`'s single record, which then needs no heap allocation for them.
+trait Sink<T> {
+    fn push(&mut self, item: T);
+    fn len(&self) -> usize;
+}
+
+impl<T> Sink<T> for Vec<T> {
+    fn push(&mut self, item: T) {
+        Vec::push(self, item);
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+/// Holds the one item `send` expects; `len` counts what was pushed.
+struct One<T>(Option<T>, usize);
+
+impl<T> Default for One<T> {
+    fn default() -> Self {
+        One(None, 0)
+    }
+}
+
+impl<T> Sink<T> for One<T> {
+    fn push(&mut self, item: T) {
+        self.0 = Some(item);
+        self.1 += 1;
+    }
+    fn len(&self) -> usize {
+        self.1
     }
 }
 
