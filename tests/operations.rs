@@ -360,3 +360,22 @@ async fn sigterm_under_load_keeps_every_acknowledged_record() {
         assert!(in_kafka.contains(a), "acknowledged {a:?} is not in Kafka");
     }
 }
+
+/// A dead first bootstrap address does not matter.
+#[tokio::test]
+async fn dead_first_bootstrap_address() {
+    let brokers = format!("127.0.0.1:1,{}", kafka_bootstrap());
+    let proxy = Proxy::start_opts(Options {
+        brokers: Some(&brokers),
+        ..Options::default()
+    });
+    let topic = unique_topic("t-bootstrap");
+    let r = request(
+        proxy.addr,
+        &build("POST", &format!("/webhook?topic={topic}"), AUTH, b"hello"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let recs = read_records(&topic, 0, 0, 1).await;
+    assert_eq!(recs[0].record.value.as_deref(), Some(&b"hello"[..]));
+}

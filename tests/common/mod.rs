@@ -197,6 +197,8 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Capture stderr into a file instead of passing it through.
     pub capture_log: bool,
+    /// `--brokers` other than the test broker alone.
+    pub brokers: Option<&'a str>,
 }
 
 pub const CREDENTIALS: &str = r#"
@@ -237,7 +239,8 @@ impl Proxy {
         };
         let has_log_flag = opts.args.contains(&"--log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-webhook"));
-        cmd.args(["--brokers", &kafka_bootstrap()])
+        let brokers = opts.brokers.map_or_else(kafka_bootstrap, str::to_string);
+        cmd.args(["--brokers", &brokers])
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--credentials")
             .arg(&creds);
