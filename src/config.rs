@@ -86,6 +86,10 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_WEBHOOK_ACKS", value_name = "all|1")]
     pub acks: Option<String>,
 
+    /// Idempotent producer (no duplicates on resend; needs acks=all): true or false [default: true]
+    #[arg(long, env = "KAFKA_WEBHOOK_IDEMPOTENCE", value_name = "BOOL")]
+    pub idempotence: Option<bool>,
+
     /// Record batch compression: none, gzip, snappy, lz4, zstd [default: none]
     #[arg(long, env = "KAFKA_WEBHOOK_COMPRESSION", value_name = "CODEC")]
     pub compression: Option<String>,
@@ -199,6 +203,7 @@ struct FileSettings {
     credentials: Option<PathBuf>,
     log: Option<String>,
     acks: Option<String>,
+    idempotence: Option<bool>,
     compression: Option<String>,
     linger: Option<String>,
     batch_max_bytes: Option<usize>,
@@ -304,6 +309,10 @@ fn merge(cli: Cli, file: FileSettings) -> Result<Settings, ConfigError> {
     let producer = ProducerConfig {
         bootstrap,
         acks: parse_acks(cli.acks.or(file.acks).as_deref())?,
+        idempotence: cli
+            .idempotence
+            .or(file.idempotence)
+            .unwrap_or(pd.idempotence),
         compression: parse_compression(cli.compression.or(file.compression).as_deref())?,
         linger: dur("linger", cli.linger, file.linger, pd.linger)?,
         max_batch_bytes: positive(

@@ -28,6 +28,7 @@ fn help_explains_every_option() {
         "--config",
         "--log",
         "--acks",
+        "--idempotence",
         "--compression",
         "--linger",
         "--batch-max-bytes",
