@@ -206,21 +206,32 @@ fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Split an `Authorization: Basic <base64(user:pass)>` value. `None` when it is not Basic
-/// or is malformed.
-pub fn parse_basic(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+/// Longest decoded `user:password` accepted in a Basic header. Real credentials are far
+/// shorter; the bound lets the decode use a stack buffer instead of the heap.
+pub const MAX_BASIC_CREDENTIALS: usize = 1024;
+
+/// Split an `Authorization: Basic <base64(user:pass)>` value, decoding into `buf`.
+/// `None` when it is not Basic, is malformed, or decodes to more than `buf` holds.
+pub fn split_basic<'b>(
+    value: &[u8],
+    buf: &'b mut [u8; MAX_BASIC_CREDENTIALS],
+) -> Option<(&'b [u8], &'b [u8])> {
     let value = trim(value);
     if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"basic ") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(trim(&value[6..]))
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(trim(&value[6..]), &mut buf[..])
         .ok()?;
+    let decoded = &buf[..n];
     let colon = decoded.iter().position(|&b| b == b':')?;
-    let pass = decoded[colon + 1..].to_vec();
-    let mut user = decoded;
-    user.truncate(colon);
-    Some((user, pass))
+    Some((&decoded[..colon], &decoded[colon + 1..]))
+}
+
+/// [`split_basic`] with owned results.
+pub fn parse_basic(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut buf = [0u8; MAX_BASIC_CREDENTIALS];
+    split_basic(value, &mut buf).map(|(u, p)| (u.to_vec(), p.to_vec()))
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -305,6 +316,13 @@ permission = "consume"
         assert_eq!(parse_basic(b"Bearer abc"), None);
         assert_eq!(parse_basic(b"Basic !!!"), None);
         assert_eq!(parse_basic(b"Basic dXNlcg=="), None); // no colon
+                                                          // Over the bound: refused, not truncated.
+        let long = base64::engine::general_purpose::STANDARD
+            .encode(format!("u:{}", "p".repeat(MAX_BASIC_CREDENTIALS)));
+        assert_eq!(parse_basic(format!("Basic {long}").as_bytes()), None);
+        let fits = base64::engine::general_purpose::STANDARD
+            .encode(format!("u:{}", "p".repeat(MAX_BASIC_CREDENTIALS - 2)));
+        assert!(parse_basic(format!("Basic {fits}").as_bytes()).is_some());
     }
 
     #[test]

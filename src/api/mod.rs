@@ -116,7 +116,6 @@ impl Handler for App {
         let started = req.received_at;
         let method = req.method;
         let raw_target = req.target.clone();
-        let target = redacted_target(&raw_target);
         let body_len = req.body.len() as i64;
         let response = match method_gate(route, req.method) {
             Some(r) => r,
@@ -129,8 +128,11 @@ impl Handler for App {
                 match r {
                     Ok(r) => {
                         if r.status == 200 && route == Route::Webhook {
-                            self.metrics
-                                .produced(topic_from_target(&target), 1, body_len as u64);
+                            self.metrics.produced(
+                                topic_from_target(&raw_target),
+                                1,
+                                body_len as u64,
+                            );
                         }
                         r
                     }
@@ -138,7 +140,7 @@ impl Handler for App {
                 }
             }
         };
-        self.record(route, method, &target, started, &response);
+        self.record(route, method, &raw_target, started, &response);
         response
     }
 
@@ -154,8 +156,7 @@ impl Handler for App {
             Route::Other => Err(ApiError::NotFound),
         };
         let response = checked.err()?.response();
-        let target = redacted_target(&req.target);
-        self.record(route, req.method, &target, req.received_at, &response);
+        self.record(route, req.method, &req.target, req.received_at, &response);
         Some(response)
     }
 }
@@ -166,7 +167,7 @@ impl App {
         &self,
         route: Route,
         method: Method,
-        target: &str,
+        target: &[u8],
         started: std::time::Instant,
         response: &Response,
     ) {
@@ -175,46 +176,47 @@ impl App {
         tracing::info!(
             target: "kafka_webhook::access",
             method = method.as_str(),
-            target = %target,
+            target = %Redacted(target),
             status = response.status,
             micros = elapsed.as_micros() as u64,
         );
     }
 }
 
-/// The request target with the values of `user` and `pass` replaced, for logs.
-pub fn redacted_target(target: &[u8]) -> Cow<'_, str> {
-    let text = String::from_utf8_lossy(target);
-    let Some(q) = text.find('?') else {
-        return text;
-    };
-    if !text[q..].contains("user=") && !text[q..].contains("pass=") {
-        return text;
-    }
-    let mut out = String::with_capacity(text.len());
-    out.push_str(&text[..=q]);
-    for (i, pair) in text[q + 1..].split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((name, _)) if name == "user" || name == "pass" => {
-                out.push_str(name);
-                out.push_str("=REDACTED");
+/// The request target for logs, with the values of `user` and `pass` replaced. Written
+/// straight into the log line, so nothing is allocated unless the line is logged.
+pub struct Redacted<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(self.0);
+        let Some((path, query)) = text.split_once('?') else {
+            return f.write_str(&text);
+        };
+        f.write_str(path)?;
+        f.write_str("?")?;
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
             }
-            _ => out.push_str(pair),
+            match pair.split_once('=') {
+                Some((name @ ("user" | "pass"), _)) => write!(f, "{name}=REDACTED")?,
+                _ => f.write_str(pair)?,
+            }
         }
+        Ok(())
     }
-    Cow::Owned(out)
 }
 
-fn topic_from_target(target: &str) -> &str {
-    target
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or("")
-        .split('&')
-        .find_map(|p| p.strip_prefix("topic="))
+/// The raw `topic` parameter of a target, for per-topic counters.
+fn topic_from_target(target: &[u8]) -> &str {
+    let query = target
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&target[..0], |i| &target[i + 1..]);
+    query::pairs(query)
+        .find(|(name, _)| *name == b"topic")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
         .unwrap_or("")
 }
 
@@ -277,12 +279,15 @@ mod tests {
     #[test]
     fn redaction() {
         assert_eq!(
-            redacted_target(b"/webhook?topic=t&user=me&pass=secret&x=1"),
+            Redacted(b"/webhook?topic=t&user=me&pass=secret&x=1").to_string(),
             "/webhook?topic=t&user=REDACTED&pass=REDACTED&x=1"
         );
-        assert_eq!(redacted_target(b"/webhook?topic=t"), "/webhook?topic=t");
         assert_eq!(
-            redacted_target(b"/webhook?superuser=1&pass=p"),
+            Redacted(b"/webhook?topic=t").to_string(),
+            "/webhook?topic=t"
+        );
+        assert_eq!(
+            Redacted(b"/webhook?superuser=1&pass=p").to_string(),
             "/webhook?superuser=1&pass=REDACTED"
         );
     }
