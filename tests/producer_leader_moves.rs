@@ -3,7 +3,7 @@
 //! flowing to the new leaders; afterwards every acknowledged record is in the log at
 //! its offset, and none is in it twice.
 //!
-//! The three-node cluster uses fixed ports (19092/29092/39092, +1 for controllers):
+//! The three-node cluster uses fixed ports (19092/19192/19292, +1 for controllers):
 //! two checkouts must not run this test at the same time.
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how tests fail
 
@@ -27,8 +27,10 @@ struct ThreeNodes;
 
 impl ThreeNodes {
     fn run(args: &[&str]) -> String {
+        // stderr passes through, so a failed start shows the broker's own words.
         let out = Command::new(repo_root().join("scripts/kafka"))
             .args(args)
+            .stderr(std::process::Stdio::inherit())
             .output()
             .expect("run scripts/kafka");
         assert!(out.status.success(), "scripts/kafka {args:?} failed");
