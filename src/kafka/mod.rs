@@ -34,7 +34,10 @@ mod topics;
 /// `unstable-fuzzing` feature. Not public API.
 #[cfg(feature = "unstable-fuzzing")]
 pub mod fuzzing {
-    pub use super::protocol::{decode_response, produce_results, PartitionResult, Request};
+    pub use super::protocol::{
+        decode_response, encode_request, produce_request, produce_results, topic_name,
+        PartitionBatch, PartitionResult, Request,
+    };
 }
 
 pub use config::{Compression, ProducerConfig};
