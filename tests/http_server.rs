@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use kafka_webhook::http::{serve, Handler, Limits, Method, Request, Response, ServerStats};
+use kafka_webhook::http::{serve, Handler, Limits, Request, Response, ServerStats};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -22,16 +22,7 @@ impl Handler for Echo {
         if req.path() == b"/slow" {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let method = match req.method {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Patch => "PATCH",
-            Method::Other => "OTHER",
-        };
+        let method = req.method.as_str();
         let mut r = Response::json(200, req.body.clone())
             .with_header("X-Method", method)
             .with_header(

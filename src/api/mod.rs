@@ -126,16 +126,7 @@ impl Handler for App {
                 self.metrics.in_flight_requests.fetch_sub(1, Relaxed);
                 self.metrics.in_flight_bytes.fetch_sub(body_len, Relaxed);
                 match r {
-                    Ok(r) => {
-                        if r.status == 200 && route == Route::Webhook {
-                            self.metrics.produced(
-                                topic_from_target(&raw_target),
-                                1,
-                                body_len as u64,
-                            );
-                        }
-                        r
-                    }
+                    Ok(r) => r,
                     Err(e) => e.response(),
                 }
             }
@@ -206,18 +197,6 @@ impl std::fmt::Display for Redacted<'_> {
         }
         Ok(())
     }
-}
-
-/// The raw `topic` parameter of a target, for per-topic counters.
-fn topic_from_target(target: &[u8]) -> &str {
-    let query = target
-        .iter()
-        .position(|&b| b == b'?')
-        .map_or(&target[..0], |i| &target[i + 1..]);
-    query::pairs(query)
-        .find(|(name, _)| *name == b"topic")
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .unwrap_or("")
 }
 
 /// A topic name as Kafka accepts it: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

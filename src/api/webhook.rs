@@ -60,8 +60,15 @@ pub async fn handle(app: &App, mut req: Request) -> Result<Response, ApiError> {
         timestamp: None,
         partition: target.partition,
     };
+    let size = body_len(&record);
     let ack = app.producer.send(&target.topic, record).await?;
+    app.metrics.produced(&target.topic, 1, size);
+    app.metrics.request_records(1);
     Ok(render::metadata_response(&target.topic, &ack))
+}
+
+fn body_len(record: &Record) -> u64 {
+    record.value.as_ref().map_or(0, |v| v.len() as u64)
 }
 
 /// The request headers to copy: all but the excluded ones, in order, repeats kept.
