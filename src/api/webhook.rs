@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::query::Params;
 use super::{render, App};
 use crate::http::{Header, Request, Response};
-use crate::kafka::{Record, RecordHeader};
+use crate::kafka::{Record, RecordHeader, RecordHeaders};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -72,7 +72,7 @@ fn body_len(record: &Record) -> u64 {
 }
 
 /// The request headers to copy: all but the excluded ones, in order, repeats kept.
-pub fn record_headers(headers: &[Header], excluded: &[String]) -> Vec<RecordHeader> {
+pub fn record_headers(headers: &[Header], excluded: &[String]) -> RecordHeaders {
     headers
         .iter()
         .filter(|h| !is_excluded(&h.name, excluded))

@@ -43,6 +43,6 @@ pub mod fuzzing {
 pub use config::{Compression, ProducerConfig};
 pub use error::ProduceError;
 pub use producer::Producer;
-pub use record::{Ack, Record, RecordHeader};
+pub use record::{Ack, Record, RecordHeader, RecordHeaders};
 pub use stats::{ProducerStats, StatsSnapshot};
 pub use topics::validate_topic;
