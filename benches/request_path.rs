@@ -52,7 +52,7 @@ criterion_main!(benches);
 /// Servers, handlers and a client for the request-path benches.
 pub mod support {
     use bytes::Bytes;
-    use kafka_webhook::api::auth::{parse_basic, Credentials};
+    use kafka_webhook::api::auth::{split_basic, Credentials, MAX_BASIC_CREDENTIALS};
     use kafka_webhook::api::metrics::Metrics;
     use kafka_webhook::api::query::Params;
     use kafka_webhook::api::webhook::record_headers;
@@ -154,8 +154,9 @@ pub mod support {
         // `App::authenticate`: Basic wins when present; otherwise the query parameters.
         let who = match req.header("authorization") {
             Some(value) => {
-                let (u, p) = parse_basic(value).ok_or(401u16)?;
-                h.credentials.authenticate(&u, &p)
+                let mut buf = [0u8; MAX_BASIC_CREDENTIALS];
+                let (u, p) = split_basic(value, &mut buf).ok_or(401u16)?;
+                h.credentials.authenticate(u, p)
             }
             None => match (params.user.as_deref(), params.pass.as_deref()) {
                 (Some(u), Some(p)) => h.credentials.authenticate(u, p),

@@ -49,9 +49,11 @@ impl App {
     ) -> Result<Principal, ApiError> {
         let creds = self.credentials.load();
         if let Some(value) = req.header("authorization") {
-            let (u, p) = auth::parse_basic(value).ok_or(ApiError::Unauthorized)?;
+            // Decoded on the stack: no allocation per request.
+            let mut buf = [0u8; auth::MAX_BASIC_CREDENTIALS];
+            let (u, p) = auth::split_basic(value, &mut buf).ok_or(ApiError::Unauthorized)?;
             return creds
-                .authenticate(&u, &p)
+                .authenticate(u, p)
                 .map_err(|_| ApiError::Unauthorized);
         }
         match (user, pass) {
