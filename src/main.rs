@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     };
     init_logging(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.threads)
         .enable_all()
         .build()
     {

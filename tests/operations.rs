@@ -46,6 +46,8 @@ fn help_explains_every_option() {
         "--header-timeout",
         "--min-body-rate",
         "--idle-timeout",
+        "--write-timeout",
+        "--threads",
         "--max-connections",
         "--max-records-per-request",
         "--keep-header",
@@ -69,6 +71,37 @@ fn bad_settings_exit_with_a_clear_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("acks"));
+}
+
+/// The runtime's worker threads, as the kernel lists them (tokio names them
+/// `tokio-rt-worker`; blocking-pool threads have other names).
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("read /proc/PID/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn threads_setting_sets_the_worker_count() {
+    let three = Proxy::start(&["--threads", "3"]);
+    assert_eq!(worker_threads(three.pid()), 3);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default = Proxy::start(&[]);
+    assert_eq!(worker_threads(default.pid()), (cpus / 2).max(1));
+    // The default still serves: one webhook through the single worker on small machines.
+    let topic = unique_topic("my-app-threads");
+    create_topic(&topic, 1, &[]);
+    let (status, _) = curl(&[
+        "-u",
+        "myuser:mypass",
+        "-d",
+        "x",
+        &default.url(&format!("/webhook?topic={topic}")),
+    ]);
+    assert_eq!(status, 200);
+    assert_eq!(end_offset(&topic, 0).await, 1);
 }
 
 /// Flag over environment over file, checked through the body limit.

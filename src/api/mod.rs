@@ -52,9 +52,7 @@ impl App {
             // Decoded on the stack: no allocation per request.
             let mut buf = [0u8; auth::MAX_BASIC_CREDENTIALS];
             let (u, p) = auth::split_basic(value, &mut buf).ok_or(ApiError::Unauthorized)?;
-            return creds
-                .authenticate(u, p)
-                .map_err(|_| ApiError::Unauthorized);
+            return creds.authenticate(u, p).map_err(|_| ApiError::Unauthorized);
         }
         match (user, pass) {
             (Some(u), Some(p)) => creds.authenticate(u, p).map_err(|_| ApiError::Unauthorized),
