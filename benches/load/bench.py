@@ -496,7 +496,10 @@ def cmd_report(a):
 
     st = [r for r in R.values() if r.get("tool") == "strace"]
     if st:
-        w("## Syscalls per request (`strace -c -f -p PID` during a wrk run)\n")
+        w("## Syscalls per request (`strace -c -f -p PID` around a wrk run)\n")
+        w("strace attaches while the proxy is idle, a wrk run happens inside, and it detaches once "
+          "the proxy is idle again: the requests (the exact change of the proxy's request counter) "
+          "and the syscalls cover the same work, connection set-up and tear-down included.\n")
         w("strace stops the process at every syscall, so the traced request rate is far below "
           "the untraced one; the count per request is what is measured here.\n")
         w("| target | conns | syscalls | requests (basis) | syscalls/req | top syscalls per request |")
