@@ -427,7 +427,7 @@ def cmd_report(a):
       f"`{M['results_rel']}` (one JSON object per measurement).\n")
     w("| | |\n|---|---|")
     for k in ("date", "commit", "machine", "cpu_model", "memory", "kernel", "load", "nice", "mode_note", "wrk", "oha",
-              "kafka", "strimzi", "java"):
+              "proxy", "kafka", "strimzi", "java"):
         if M.get(k):
             w(f"| {k.replace('_', ' ')} | {M[k]} |")
     w("")
