@@ -93,6 +93,12 @@ pub const INLINE_BODY_MAX: usize = 16 * 1024;
 /// connection goes idle rather than kept for its lifetime.
 pub const WRITE_BUF_KEEP: usize = 64 * 1024;
 
+/// Response bodies up to this size are kept inside the `Response` rather than on the heap.
+/// 352 holds the webhook's 200 answer `{"topic":..,"partition":..,"offset":..,"timestamp":..}`
+/// for the longest topic name Kafka allows (249) and the widest numbers: 48 + 249 + 11 + 20
+/// + 20 = 348 bytes.
+pub const SMALL_BODY_MAX: usize = 352;
+
 /// Header slots kept on the stack while parsing; heads with more fields (only possible
 /// when `max_headers` is raised above this) use a heap vector instead.
 pub const STACK_HEADER_SLOTS: usize = 128;
