@@ -8,6 +8,8 @@
 //! then counts `REQUESTS` requests:
 //!
 //! - `http`: a handler answering a fixed 200: the HTTP layer alone (decode + respond);
+//!   `http_pipelined`: the same in bursts of `BURST` pipelined requests (heads straddle
+//!   the server's reads); `http_concurrent`: `CLIENTS` connections at once;
 //! - `webhook_to_producer` / `..._basic_auth`: a handler doing what `api::webhook::handle`
 //!   does up to `producer.send` (query parse, authentication by query or Basic, topic check,
 //!   authorisation, key, record headers, the `Record`, the JSON answer), built from the same
@@ -46,6 +48,18 @@
 //! receiver without a `Vec`): `app` 21, `app_basic_auth` 23, `producer_send` 16 (each
 //! request its own batch here; under load a batch and its request are shared by many
 //! records). `webhook_to_producer*` still mirrors the older handler code.
+//!
+//! Measured 2026-11-29 at b9d4c24 (before perf-http): `http` 3, `webhook_to_producer` 5
+//! (Basic auth 7), `producer_send` 16, `app` 21 (http 3, api 2, kafka 16; Basic auth 23).
+//! After fca9a98 (perf-http: read buffer kept while busy and reclaimed with
+//! `try_reclaim`, one reused `Request` and header vector per connection, small bodies
+//! inline in `Response`, `metadata_response` inline): `http` 0, `http_pipelined` 0,
+//! `http_concurrent` 0, `webhook_to_producer` 1 (Basic auth 3), `producer_send` 16, `app`
+//! 17 (http 0, api 1, kafka 16; Basic auth 19, api 3). What is left outside kafka:
+//! `record_headers`' `Vec` (`webhook.rs`): 1; Basic auth: `parse_basic`'s two allocations
+//! (`auth.rs:234`): 2. The HTTP layer's remaining allocations are per connection (the
+//! task, the socket registration, the first read buffer, header vector and write buffer),
+//! not per request.
 
 use bytes::Bytes;
 use kafka_webhook::kafka::{Producer, Record};
@@ -53,7 +67,7 @@ use request_path::support::{
     app_from_env, kafka_config, request, serve, Auth, Client, Fixed, WebhookToProducer, BODY,
 };
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
 /// The servers, handlers and client (its criterion half goes unused here).
 #[allow(dead_code)]
@@ -65,6 +79,10 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const WARMUP: usize = 500;
 const REQUESTS: usize = 2000;
+/// Requests per pipelined burst (`REQUESTS` is a multiple of it).
+const BURST: usize = 16;
+/// Connections of the concurrent phase (`REQUESTS` is a multiple of it).
+const CLIENTS: usize = 4;
 
 /// Runs `REQUESTS` round trips under a fresh dhat profiler, after `WARMUP` unprofiled ones.
 fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
@@ -76,14 +94,67 @@ fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
             "{name}: warm-up request refused"
         );
     }
+    profile(name, || {
+        for _ in 0..REQUESTS {
+            client.round_trip(request);
+        }
+    });
+}
+
+/// Like `measure`, with the requests sent in pipelined bursts of `BURST` (one write each),
+/// so request heads straddle the server's reads.
+fn measure_pipelined(name: &str, addr: SocketAddr, request: &[u8]) {
+    let burst = request.repeat(BURST);
+    let mut client = Client::connect(addr);
+    for _ in 0..WARMUP / BURST {
+        assert_eq!(client.pipelined(&burst, BURST), BURST, "{name}: warm-up");
+    }
+    profile(name, || {
+        for _ in 0..REQUESTS / BURST {
+            client.pipelined(&burst, BURST);
+        }
+    });
+}
+
+/// Like `measure`, from `CLIENTS` connections at once (each its own thread, started and
+/// warmed up before counting), `REQUESTS / CLIENTS` round trips each.
+fn measure_concurrent(name: &str, addr: SocketAddr, request: &[u8]) {
+    let (warm, start, done) = (
+        Barrier::new(CLIENTS + 1),
+        Barrier::new(CLIENTS + 1),
+        Barrier::new(CLIENTS + 1),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..CLIENTS {
+            s.spawn(|| {
+                let mut client = Client::connect(addr);
+                for _ in 0..WARMUP {
+                    assert_eq!(client.round_trip(request), 200, "{name}: warm-up");
+                }
+                warm.wait();
+                start.wait();
+                for _ in 0..REQUESTS / CLIENTS {
+                    client.round_trip(request);
+                }
+                done.wait();
+            });
+        }
+        warm.wait();
+        profile(name, || {
+            start.wait();
+            done.wait();
+        });
+    });
+}
+
+/// Runs `work` (`REQUESTS` requests) under a fresh dhat profiler and reports.
+fn profile(name: &str, work: impl FnOnce()) {
     let file = std::env::temp_dir().join(format!("kafka-webhook-dhat-{name}.json"));
     let profiler = dhat::Profiler::builder()
         .file_name(&file)
         .trim_backtraces(Some(24))
         .build();
-    for _ in 0..REQUESTS {
-        client.round_trip(request);
-    }
+    work();
     let stats = dhat::HeapStats::get();
     drop(profiler);
     report(name, &stats, &file);
@@ -203,7 +274,10 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing: run anyway,
     // it is quick.
     let addr = serve(Arc::new(Fixed));
-    measure("http", addr, &request(Auth::Query, "my-app-events"));
+    let fixed = request(Auth::Query, "my-app-events");
+    measure("http", addr, &fixed);
+    measure_pipelined("http_pipelined", addr, &fixed);
+    measure_concurrent("http_concurrent", addr, &fixed);
     let addr = serve(Arc::new(WebhookToProducer::default()));
     measure(
         "webhook_to_producer",

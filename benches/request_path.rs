@@ -105,7 +105,7 @@ pub mod support {
     pub struct Fixed;
 
     impl Handler for Fixed {
-        async fn handle(&self, _req: Request) -> Response {
+        async fn handle(&self, _req: &mut Request) -> Response {
             Response::json(200, Bytes::from_static(b"{\"ok\":true}"))
         }
     }
@@ -126,8 +126,8 @@ pub mod support {
     }
 
     impl Handler for WebhookToProducer {
-        async fn handle(&self, mut req: Request) -> Response {
-            match to_record(self, &mut req) {
+        async fn handle(&self, req: &mut Request) -> Response {
+            match to_record(self, req) {
                 Ok((topic, record)) => {
                     // The producer boundary: the record would be handed to `Producer::send`.
                     std::hint::black_box(&record);
@@ -247,6 +247,30 @@ pub mod support {
                     }
                 }
             }
+        }
+
+        /// Sends `burst` (`count` requests back to back, pipelined) in one write and reads
+        /// the `count` responses; returns how many were 200.
+        pub fn pipelined(&mut self, burst: &[u8], count: usize) -> usize {
+            self.stream.write_all(burst).expect("write");
+            let (mut filled, mut start, mut answered, mut ok) = (0, 0, 0, 0);
+            while answered < count {
+                let n = self.stream.read(&mut self.buf[filled..]).expect("read");
+                assert!(n > 0, "server closed the connection");
+                filled += n;
+                while let Some(end) = find(&self.buf[start..filled], b"\r\n\r\n") {
+                    let head = &self.buf[start..start + end];
+                    let next = start + end + 4 + content_length(head);
+                    if next > filled {
+                        break;
+                    }
+                    ok += usize::from(status(head) == 200);
+                    answered += 1;
+                    start = next;
+                }
+            }
+            assert_eq!(start, filled, "more responses than requests");
+            ok
         }
     }
 

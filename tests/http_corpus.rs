@@ -16,7 +16,7 @@ use std::sync::Arc;
 struct Ok200;
 
 impl Handler for Ok200 {
-    async fn handle(&self, _req: Request) -> Response {
+    async fn handle(&self, _req: &mut Request) -> Response {
         Response::json(200, &b"{\"ok\":true}"[..])
     }
 }

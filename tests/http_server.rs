@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use kafka_webhook::http::limits::READ_BUF_RELEASE;
 use kafka_webhook::http::{serve, Handler, Limits, Request, Response, ServerStats};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,7 +19,7 @@ use tokio::task::JoinHandle;
 struct Echo;
 
 impl Handler for Echo {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, req: &mut Request) -> Response {
         if req.path() == b"/slow" {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -529,6 +530,11 @@ async fn large_body_is_read_and_echoed_whole() {
     let r = c.response().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body);
+    // The buffer the body needed is given back at once, not after READ_BUF_RELEASE.
+    let released_after = read_buffers_settle(&s, 0).await;
+    assert!(released_after < READ_BUF_RELEASE / 2, "{released_after:?}");
+    c.send(&get("/small")).await;
+    assert_eq!(c.response().await.status, 200);
 }
 
 #[tokio::test]
@@ -621,6 +627,44 @@ async fn idle_keep_alive_connection_closes_silently() {
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
+/// The read buffer is kept while a connection is busy (its next request reuses it) and
+/// given back once it has been idle for `READ_BUF_RELEASE`; the connection stays open.
+#[tokio::test]
+async fn idle_connection_gives_back_its_read_buffer() {
+    let s = start(Limits::default()).await;
+    let buffers = || s.stats.read_buffers.load(Relaxed);
+    // Connected but silent: no buffer.
+    let mut c = Client::connect(s.addr).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(buffers(), 0);
+    for _ in 0..3 {
+        c.send(&get("/a")).await;
+        assert_eq!(c.response().await.status, 200);
+        assert_eq!(buffers(), 1);
+    }
+    let released_after = read_buffers_settle(&s, 0).await;
+    assert!(released_after >= READ_BUF_RELEASE / 2, "{released_after:?}");
+    // Still open: the next request gets a buffer again.
+    c.send(&get("/b")).await;
+    assert_eq!(c.response().await.header("X-Target"), Some("/b"));
+    assert_eq!(buffers(), 1);
+    drop(c);
+    read_buffers_settle(&s, 0).await;
+}
+
+/// Waits until `read_buffers` is `want`; returns how long that took.
+async fn read_buffers_settle(s: &Server, want: u64) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let now = s.stats.read_buffers.load(Relaxed);
+        if now == want {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < WAIT, "read buffers stay at {now}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn extra_crlf_after_a_body_then_silence_is_idle_not_408() {
     let s = start(Limits {
@@ -680,10 +724,13 @@ async fn graceful_shutdown_finishes_requests_in_progress() {
     assert_eq!(idle.response().await.status, 200);
     let mut busy = Client::connect(s.addr).await;
     busy.send(&get("/slow")).await;
+    // Connected, never sent a byte (well within its 10 s header timeout).
+    let mut silent = Client::connect(s.addr).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     s.shutdown.send(true).unwrap();
     // Idle: closed at once, without a response.
     idle.expect_eof().await;
+    silent.expect_eof().await;
     // Busy: gets its answer, marked close, then EOF.
     let r = busy.response().await;
     assert_eq!((r.status, r.header("Connection")), (200, Some("close")));

@@ -86,6 +86,12 @@ impl Admin {
                 "Connections closed for a header, body, idle or write timeout.",
                 &s.timeouts,
             ),
+            (
+                "kafka_webhook_http_read_buffers",
+                "gauge",
+                "Client connections holding a read buffer (busy, or idle for under 1 s).",
+                &s.read_buffers,
+            ),
         ];
         for (name, kind, help, v) in rows {
             metric(out, name, kind, help, v.load(Relaxed));
@@ -207,7 +213,7 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
 }
 
 impl Handler for Admin {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, req: &mut Request) -> Response {
         let ok_method = matches!(req.method, Method::Get | Method::Head);
         match req.path() {
             b"/healthz" | b"/readyz" | b"/metrics" if !ok_method => {

@@ -68,7 +68,7 @@ impl App {
         }
     }
 
-    async fn dispatch(&self, route: Route, req: Request) -> Result<Response, ApiError> {
+    async fn dispatch(&self, route: Route, req: &mut Request) -> Result<Response, ApiError> {
         match route {
             Route::Webhook => webhook::handle(self, req).await,
             Route::Produce => produce::handle(self, req).await,
@@ -111,11 +111,10 @@ fn method_gate(route: Route, method: Method) -> Option<Response> {
 }
 
 impl Handler for App {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, req: &mut Request) -> Response {
         let route = route_of(req.path());
         let started = req.received_at;
         let method = req.method;
-        let raw_target = req.target.clone();
         let body_len = req.body.len() as i64;
         let response = match method_gate(route, req.method) {
             Some(r) => r,
@@ -131,7 +130,8 @@ impl Handler for App {
                 }
             }
         };
-        self.record(route, method, &raw_target, started, &response);
+        // The handlers leave the target in place.
+        self.record(route, method, &req.target, started, &response);
         response
     }
 

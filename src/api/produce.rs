@@ -71,10 +71,10 @@ pub fn check(app: &App, req: &Request) -> Result<(), ApiError> {
     }
 }
 
-pub async fn handle(app: &App, req: Request) -> Result<Response, ApiError> {
+pub async fn handle(app: &App, req: &Request) -> Result<Response, ApiError> {
     let params = Params::parse(req.query())
         .map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
-    let who = app.authenticate(&req, params.user.as_deref(), params.pass.as_deref())?;
+    let who = app.authenticate(req, params.user.as_deref(), params.pass.as_deref())?;
     match form(req.path())? {
         Form::Single(topic, msg) => {
             let topic = path_topic(topic)?;

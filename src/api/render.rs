@@ -2,40 +2,37 @@
 //! fixed-shape, and on the hot path.
 
 use super::error::{write_error_json, write_json_string, ApiError};
-use crate::http::Response;
+use crate::http::{Body, Response};
 use crate::kafka::{Ack, ProduceError};
 
-/// `{"topic":"T","partition":0,"offset":42,"timestamp":1642628041000}`
+/// `{"topic":"T","partition":0,"offset":42,"timestamp":1642628041000}`, kept inside the
+/// response (no allocation: at most 348 bytes, see `http::limits::SMALL_BODY_MAX`).
 pub fn metadata_response(topic: &str, ack: &Ack) -> Response {
-    // Sized exactly, so the body becomes `Bytes` with this one allocation and no copy.
-    // Topic names are [a-zA-Z0-9._-] (checked before producing), so never escaped.
+    // Topic names are [a-zA-Z0-9._-] (checked before producing) and need no escaping;
+    // any other caller's topic is escaped the long way.
+    if topic.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        let mut out = Vec::new();
+        write_metadata(&mut out, topic, ack);
+        return Response::json(200, out);
+    }
     let (mut p, mut o, mut t) = (
         itoa::Buffer::new(),
         itoa::Buffer::new(),
         itoa::Buffer::new(),
     );
-    let (p, o, t) = (
-        p.format(ack.partition),
-        o.format(ack.offset),
-        t.format(ack.timestamp),
-    );
-    let mut out = Vec::with_capacity(METADATA_FIXED + topic.len() + p.len() + o.len() + t.len());
-    out.extend_from_slice(b"{\"topic\":");
-    write_json_string(&mut out, topic);
-    for (key, value) in [
-        (&b",\"partition\":"[..], p),
-        (b",\"offset\":", o),
-        (b",\"timestamp\":", t),
-    ] {
-        out.extend_from_slice(key);
-        out.extend_from_slice(value.as_bytes());
-    }
-    out.push(b'}');
-    Response::json(200, out)
+    let body = Body::concat(&[
+        b"{\"topic\":\"",
+        topic.as_bytes(),
+        b"\",\"partition\":",
+        p.format(ack.partition).as_bytes(),
+        b",\"offset\":",
+        o.format(ack.offset).as_bytes(),
+        b",\"timestamp\":",
+        t.format(ack.timestamp).as_bytes(),
+        b"}",
+    ]);
+    Response::json(200, body)
 }
-
-/// `{"topic":"","partition":,"offset":,"timestamp":}` without the topic and numbers.
-const METADATA_FIXED: usize = 48;
 
 pub fn write_metadata(out: &mut Vec<u8>, topic: &str, ack: &Ack) {
     let mut n = itoa::Buffer::new();
@@ -113,6 +110,16 @@ mod tests {
             &r.body[..],
             br#"{"topic":"my-app-events","partition":1,"offset":42,"timestamp":1642628041000}"#
         );
+        let widest = Ack {
+            partition: i32::MIN,
+            offset: i64::MIN,
+            timestamp: i64::MIN,
+        };
+        for topic in ["a\"b\\c\n", &"t".repeat(crate::api::MAX_TOPIC_NAME_LEN)] {
+            let mut want = Vec::new();
+            write_metadata(&mut want, topic, &widest);
+            assert_eq!(&metadata_response(topic, &widest).body[..], &want[..]);
+        }
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub fn check<'a>(app: &App, req: &'a Request) -> Result<Target<'a>, ApiError> {
     })
 }
 
-pub async fn handle(app: &App, mut req: Request) -> Result<Response, ApiError> {
+pub async fn handle(app: &App, req: &mut Request) -> Result<Response, ApiError> {
     let body = std::mem::take(&mut req.body);
-    let target = check(app, &req)?;
+    let target = check(app, req)?;
     let record = Record {
         key: target.key,
         value: Some(body),

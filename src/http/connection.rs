@@ -1,6 +1,12 @@
 //! One client connection: reads requests (keep-alive and pipelined, in order), applies the
-//! time limits, calls the handler, writes responses. It owns one read buffer, allocated
-//! only when bytes arrive (an idle connection holds none), and one reused write buffer.
+//! time limits, calls the handler, writes responses. It owns one read buffer, one reused
+//! write buffer and one reused `Request` (its header vector), so a request costs the HTTP
+//! layer no allocation once the connection is warm.
+//!
+//! The read buffer is allocated when bytes arrive and kept while the connection is busy;
+//! requests are zero-copy views of it, and once they are dropped the next read reuses the
+//! same memory. It is given back when the connection has been idle for
+//! `READ_BUF_RELEASE` (1 s): an idle connection holds no read buffer.
 //!
 //! Per request in the common case: one `read` and one `write`. Responses to pipelined
 //! requests already in the buffer are collected and written together; every read first
@@ -13,10 +19,10 @@ use super::body::BodyDecoder;
 use super::error::RequestError;
 use super::head::{parse_head, HeadScanner};
 use super::limits::{
-    Limits, INLINE_BODY_MAX, LINGER_MAX_BYTES, LINGER_TIMEOUT, MIN_READ_SPACE, READ_BUF_SIZE,
-    WRITE_BUF_KEEP,
+    Limits, INLINE_BODY_MAX, LINGER_MAX_BYTES, LINGER_TIMEOUT, MIN_READ_SPACE, READ_BUF_KEEP,
+    READ_BUF_RELEASE, READ_BUF_SIZE, WRITE_BUF_KEEP,
 };
-use super::request::{Method, Version};
+use super::request::{Method, Request, Version};
 use super::response::{encode_head, ConnectionField, Response};
 use super::server::{Handler, ServerStats};
 use bytes::BytesMut;
@@ -48,7 +54,13 @@ pub(crate) struct Connection<H> {
     stream: TcpStream,
     peer: SocketAddr,
     buf: BytesMut,
+    /// Capacity of `buf`'s memory when it was allocated; 0 when it holds none (else it is
+    /// counted in `ServerStats::read_buffers`). Not `buf.capacity()`, which shrinks as
+    /// requests are split off while the memory stays ours to reclaim.
+    buf_size: usize,
     wbuf: Vec<u8>,
+    /// The request being served, reused from one request to the next.
+    req: Request,
     handler: Arc<H>,
     limits: Arc<Limits>,
     stats: Arc<ServerStats>,
@@ -80,7 +92,9 @@ impl<H: Handler> Connection<H> {
             stream,
             peer,
             buf: BytesMut::new(),
+            buf_size: 0,
             wbuf: Vec::new(),
+            req: Request::empty(peer),
             handler,
             limits,
             stats,
@@ -103,10 +117,13 @@ impl<H: Handler> Connection<H> {
                 if self.flush().await.is_err() {
                     return;
                 }
-                // Idle: give the memory back until the next request arrives.
-                self.buf = BytesMut::new();
                 if self.wbuf.capacity() > WRITE_BUF_KEEP {
                     self.wbuf = Vec::new();
+                }
+                // Memory a large body needed is not kept for the small requests that
+                // usually follow.
+                if self.buf_size > READ_BUF_KEEP {
+                    self.release_buf();
                 }
                 // A new connection must send its first head within `header_timeout`;
                 // later ones may idle for `idle_timeout` first.
@@ -134,17 +151,56 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    /// Waits (holding no buffer) until bytes arrive, then reads them. False: close.
+    /// Waits until bytes arrive, then reads them. False: close. A read buffer still held
+    /// from the last request is kept until `READ_BUF_RELEASE` (a client that sends again
+    /// soon reuses it) and then given back; one timer serves both deadlines.
     async fn wait_for_request(&mut self, deadline: Instant) -> bool {
-        tokio::select! {
-            biased;
-            _ = shutdown_signal(&mut self.shutdown) => return false,
-            r = timeout_at(deadline, self.stream.readable()) => match r {
-                Ok(Ok(())) => {}
-                _ => return false,
-            },
+        let release_at = Instant::now() + READ_BUF_RELEASE;
+        loop {
+            let until = if self.buf_size > 0 {
+                release_at.min(deadline)
+            } else {
+                deadline
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown_signal(&mut self.shutdown) => return false,
+                r = timeout_at(until, self.stream.readable()) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return false,
+                    Err(_) if until < deadline => {
+                        self.release_buf();
+                        continue;
+                    }
+                    Err(_) => return false,
+                },
+            }
+            // Readiness can be stale (a fresh socket reports it, and so does one whose
+            // last read filled the buffer): read only what is there now. A `Pending` read
+            // clears the stale readiness, so the next `readable` really waits.
+            let held = self.buf_size > 0;
+            self.reserve(0);
+            let read = tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.buf) => r,
+                () = std::future::ready(()) => {
+                    if !held {
+                        self.release_buf();
+                    }
+                    continue;
+                }
+            };
+            return matches!(read, Ok(n) if n > 0);
         }
-        matches!(self.read_more(deadline).await, Ok(n) if n > 0)
+    }
+
+    /// Gives the (empty) read buffer's memory back.
+    fn release_buf(&mut self) {
+        debug_assert!(self.buf.is_empty());
+        self.buf = BytesMut::new();
+        if std::mem::take(&mut self.buf_size) > 0 {
+            self.stats.read_buffers.fetch_sub(1, Relaxed);
+        }
     }
 
     /// Reads and answers one request. The steps stay in one function so the order of
@@ -177,11 +233,11 @@ impl<H: Handler> Connection<H> {
             head,
             scanner.header_lines(),
             &self.limits,
-            self.peer,
+            &mut self.req,
             received_at,
         );
-        let (mut req, framing) = match parsed {
-            Ok(p) => p,
+        let framing = match parsed {
+            Ok(f) => f,
             Err(e) => return self.refuse(e).await,
         };
         self.stats.requests.fetch_add(1, Relaxed);
@@ -194,11 +250,10 @@ impl<H: Handler> Connection<H> {
             super::body::BodyFraming::Chunked => true,
         };
         if body_pending {
-            if let Some(resp) = self.handler.before_body(&req) {
+            if let Some(resp) = self.handler.before_body(&self.req) {
                 // Documented contract: the body is not read and the connection is closed.
-                return self
-                    .answer_and_close(&resp, req.method == Method::Head)
-                    .await;
+                let head_request = self.req.method == Method::Head;
+                return self.answer_and_close(&resp, head_request).await;
             }
         }
 
@@ -218,7 +273,7 @@ impl<H: Handler> Connection<H> {
             super::body::BodyFraming::Length(n) => n,
             super::body::BodyFraming::Chunked => 0,
         };
-        req.body = loop {
+        self.req.body = loop {
             match body.decode(&mut self.buf) {
                 Ok(Some(b)) => break b,
                 Ok(None) => {}
@@ -242,9 +297,12 @@ impl<H: Handler> Connection<H> {
             }
         };
 
-        let head_request = req.method == Method::Head;
-        let version = req.version;
-        let resp = self.handler.handle(req).await;
+        let head_request = self.req.method == Method::Head;
+        let version = self.req.version;
+        let resp = self.handler.handle(&mut self.req).await;
+        // Drop the request's views of the read buffer now, so the next read can reuse its
+        // memory; `resp` (which may hold a view too) goes when this exchange ends.
+        self.req.recycle();
         let close = !framing.keep_alive || resp.close || *self.shutdown.borrow();
         let connection = match (close, version) {
             (true, _) => ConnectionField::Close,
@@ -319,15 +377,25 @@ impl<H: Handler> Connection<H> {
         r.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
+    /// Makes room for a read of at least `MIN_READ_SPACE` and `wanted` bytes.
     fn reserve(&mut self, wanted: usize) {
         let spare = self.buf.capacity() - self.buf.len();
-        if spare < MIN_READ_SPACE || spare < wanted {
-            // Reserve what the body still needs (known for Content-Length), within the
-            // read size, so large bodies grow the buffer in few steps.
-            self.buf.reserve(
-                wanted.clamp(READ_BUF_SIZE, self.limits.max_body_bytes.max(READ_BUF_SIZE)),
-            );
+        if spare >= MIN_READ_SPACE && spare >= wanted {
+            return;
         }
+        // Reuse the memory we have when the requests split off it are gone (moving a
+        // partial request to its front): the steady state allocates nothing.
+        if self.buf.try_reclaim(wanted.max(MIN_READ_SPACE)) {
+            return;
+        }
+        // Reserve what the body still needs (known for Content-Length), within the read
+        // size, so large bodies grow the buffer in few steps.
+        self.buf
+            .reserve(wanted.clamp(READ_BUF_SIZE, self.limits.max_body_bytes.max(READ_BUF_SIZE)));
+        if self.buf_size == 0 {
+            self.stats.read_buffers.fetch_add(1, Relaxed);
+        }
+        self.buf_size = self.buf.capacity();
     }
 
     /// Flushes pending responses, then reads once into the buffer. `Ok(0)` is EOF.
@@ -357,11 +425,19 @@ impl<H: Handler> Connection<H> {
         let mut drained = 0;
         while drained <= LINGER_MAX_BYTES {
             self.buf.clear();
-            self.buf.reserve(READ_BUF_SIZE);
+            self.reserve(READ_BUF_SIZE);
             match timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => drained += n,
                 _ => return,
             }
+        }
+    }
+}
+
+impl<H> Drop for Connection<H> {
+    fn drop(&mut self) {
+        if self.buf_size > 0 {
+            self.stats.read_buffers.fetch_sub(1, Relaxed);
         }
     }
 }

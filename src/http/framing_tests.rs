@@ -8,7 +8,7 @@ use super::error::RequestError;
 use super::fuzzing::{decode_request, small_limits, Decoded};
 use super::head::{parse_head, HeadScanner};
 use super::limits::Limits;
-use super::request::Method;
+use super::request::{Header, Method, Request};
 use bytes::BytesMut;
 use std::time::Instant;
 
@@ -245,12 +245,12 @@ fn header_values_are_views_of_the_head() {
     assert_eq!(end, raw.len());
     let head = buf.split_to(end).freeze();
     let range = head.as_ptr() as usize..head.as_ptr() as usize + head.len();
-    let peer = ([127, 0, 0, 1], 1).into();
-    let (req, _) = parse_head(
+    let mut req = Request::empty(([127, 0, 0, 1], 1).into());
+    parse_head(
         head,
         scanner.header_lines(),
         &limits(),
-        peer,
+        &mut req,
         Instant::now(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -313,4 +313,38 @@ fn mutated_inputs_decode_the_same_however_split() {
             super::fuzzing::check_request(&m);
         }
     }
+}
+
+/// Parses a whole head into `req`, as the connection does.
+fn parse_into(req: &mut Request, raw: &[u8]) {
+    let mut buf = BytesMut::from(raw);
+    let mut scanner = HeadScanner::new(&limits());
+    let end = scanner.scan(&buf, &limits()).ok().flatten();
+    let head = buf.split_to(end.map_or(0, |e| e.len)).freeze();
+    parse_head(head, scanner.header_lines(), &limits(), req, Instant::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_connection_reuses_its_header_vector() {
+    let mut req = Request::empty(([127, 0, 0, 1], 1).into());
+    parse_into(
+        &mut req,
+        b"GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n",
+    );
+    assert_eq!(req.headers.len(), 3);
+    let (ptr, cap) = (req.headers.as_ptr(), req.headers.capacity());
+    req.recycle();
+    assert!(req.headers.is_empty() && req.target.is_empty());
+    parse_into(&mut req, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((req.headers.as_ptr(), req.headers.capacity()), (ptr, cap));
+    assert_eq!((req.target.as_ref(), req.headers.len()), (&b"/b"[..], 1));
+    // A vector grown past HEADER_VEC_KEEP fields is not kept.
+    let h = Header {
+        name: bytes::Bytes::from_static(b"x"),
+        value: bytes::Bytes::new(),
+    };
+    req.headers = vec![h; super::limits::HEADER_VEC_KEEP + 1];
+    req.recycle();
+    assert_eq!(req.headers.capacity(), 0);
 }

@@ -8,7 +8,7 @@ use super::body::BodyDecoder;
 use super::error::RequestError;
 use super::head::{parse_head, HeadScanner};
 use super::limits::Limits;
-use super::request::Method;
+use super::request::{Method, Request};
 use bytes::{Buf, BytesMut};
 use std::time::Instant;
 
@@ -65,8 +65,14 @@ pub fn decode_request(
     };
     buf.advance(end.skip);
     let head = buf.split_to(end.len).freeze();
-    let peer = ([127, 0, 0, 1], 1).into();
-    let (req, framing) = parse_head(head, scanner.header_lines(), limits, peer, Instant::now())?;
+    let mut req = Request::empty(([127, 0, 0, 1], 1).into());
+    let framing = parse_head(
+        head,
+        scanner.header_lines(),
+        limits,
+        &mut req,
+        Instant::now(),
+    )?;
     let mut dec = BodyDecoder::new(framing.body, limits.max_body_bytes, limits.max_header_bytes);
     loop {
         if let Some(body) = dec.decode(&mut buf)? {

@@ -25,7 +25,6 @@ use super::limits::{Limits, STACK_HEADER_SLOTS};
 use super::request::{Header, Method, Request, Version};
 use bytes::Bytes;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Where a complete head lies in the buffer.
@@ -158,14 +157,16 @@ impl HeadScanner {
     }
 }
 
-/// Parses a complete head (as found by [`HeadScanner`]) into a request with an empty body.
+/// Parses a complete head (as found by [`HeadScanner`]) into `req` (a connection's reused
+/// request: its header vector keeps its capacity), with an empty body. `req.peer` is left
+/// as it is. On error `req` is left half filled; the connection closes then.
 pub(crate) fn parse_head(
     head: Bytes,
     header_lines: usize,
     limits: &Limits,
-    peer: SocketAddr,
+    req: &mut Request,
     received_at: Instant,
-) -> Result<(Request, Framing), RequestError> {
+) -> Result<Framing, RequestError> {
     let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADER_SLOTS] =
         [const { MaybeUninit::uninit() }; STACK_HEADER_SLOTS];
     let mut heap: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
@@ -176,44 +177,43 @@ pub(crate) fn parse_head(
         heap.resize_with(header_lines, MaybeUninit::uninit);
         &mut heap[..]
     };
-    let mut req = httparse::Request::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, &head, slots)
-    {
+    let mut parsed = httparse::Request::new(&mut []);
+    match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        &head,
+        slots,
+    ) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         Ok(_) => return Err(RequestError::Malformed("incomplete request head")),
         Err(e) => return Err(map_httparse_error(e, &head)),
     }
-    let version = match req.version {
+    let version = match parsed.version {
         Some(0) => Version::Http10,
         Some(1) => Version::Http11,
         _ => return Err(RequestError::VersionNotSupported),
     };
-    let method = method(req.method.unwrap_or("").as_bytes())?;
-    let target = target(&head, req.path.unwrap_or("").as_bytes(), method)?;
+    let method = method(parsed.method.unwrap_or("").as_bytes())?;
+    let target = target(&head, parsed.path.unwrap_or("").as_bytes(), method)?;
 
     let mut f = FieldSummary::default();
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
+    req.headers.clear();
+    req.headers.reserve(parsed.headers.len());
+    for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
         f.observe(name, value)?;
-        headers.push(Header {
+        req.headers.push(Header {
             name: head.slice_ref(name),
             value: head.slice_ref(value),
         });
     }
     let framing = f.framing(version, method, limits)?;
-    let request = Request {
-        method,
-        version,
-        target,
-        headers,
-        body: Bytes::new(),
-        peer,
-        received_at,
-    };
-    Ok((request, framing))
+    req.method = method;
+    req.version = version;
+    req.target = target;
+    req.body = Bytes::new();
+    req.received_at = received_at;
+    Ok(framing)
 }
 
 fn map_httparse_error(e: httparse::Error, head: &[u8]) -> RequestError {

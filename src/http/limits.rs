@@ -81,6 +81,19 @@ impl Limits {
 /// (head plus a small webhook body) in one read.
 pub const READ_BUF_SIZE: usize = 8 * 1024;
 
+/// A connection keeps its read buffer this long after it last became idle, then gives it
+/// back, so an idle connection holds none. A client sending its next request within this
+/// time (keep-alive senders, load, pipelining) reuses the buffer without an allocation per
+/// request; 1 s is far longer than the gap between a busy sender's requests and far shorter
+/// than `idle_timeout`, so 10 000 idle connections cost no read memory after a second.
+pub const READ_BUF_RELEASE: Duration = Duration::from_secs(1);
+
+/// A read buffer that grew above this (for a large body) is released as soon as the
+/// connection has no request in progress, instead of after `READ_BUF_RELEASE`: the small
+/// requests that usually follow do not need it. Bodies up to 64 KiB (most webhooks) keep
+/// theirs, so a sender of such bodies reuses one buffer.
+pub const READ_BUF_KEEP: usize = 64 * 1024;
+
 /// Below this much free space the read buffer is grown before the next read, so reads
 /// are never tiny (each read is a syscall).
 pub const MIN_READ_SPACE: usize = 1024;
@@ -92,6 +105,18 @@ pub const INLINE_BODY_MAX: usize = 16 * 1024;
 /// A write buffer that grew above this (a large pipelined burst) is released when the
 /// connection goes idle rather than kept for its lifetime.
 pub const WRITE_BUF_KEEP: usize = 64 * 1024;
+
+/// A connection reuses one header vector for all its requests; one that grew past this
+/// many fields (a request with more, possible only when `max_headers` is raised above its
+/// default, 100) is dropped after its request instead of being kept for the connection's
+/// lifetime.
+pub const HEADER_VEC_KEEP: usize = 100;
+
+/// Response bodies up to this size are kept inside the `Response` rather than on the heap.
+/// 352 holds the webhook's 200 answer `{"topic":..,"partition":..,"offset":..,"timestamp":..}`
+/// for the longest topic name Kafka allows (249) and the widest numbers: 48 + 249 + 11 + 20
+/// + 20 = 348 bytes.
+pub const SMALL_BODY_MAX: usize = 352;
 
 /// Header slots kept on the stack while parsing; heads with more fields (only possible
 /// when `max_headers` is raised above this) use a heap vector instead.

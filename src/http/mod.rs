@@ -31,5 +31,5 @@ pub use error::RequestError;
 pub use framing::Framing;
 pub use limits::Limits;
 pub use request::{Header, Method, Request, Version};
-pub use response::Response;
+pub use response::{Body, Response};
 pub use server::{bind, serve, Handler, ServerStats};

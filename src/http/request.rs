@@ -1,9 +1,11 @@
 //! A parsed request: method, target, headers as zero-copy slices of the head, and the body.
-//! Built by `head.rs` (everything but the body) and `connection.rs` (the body).
+//! Built by `head.rs` (everything but the body) and `connection.rs` (the body); a
+//! connection reuses one `Request` for all its requests (see `Request::recycle`).
 //!
 //! References: RFC 9112 §3 (request line, request-target forms), §5 (field lines);
 //! RFC 9110 §9 (methods).
 
+use super::limits::HEADER_VEC_KEEP;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -68,6 +70,33 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request with nothing in it yet: a connection keeps one and `parse_head` fills it
+    /// for each request, so the header vector is allocated once per connection.
+    pub(crate) fn empty(peer: SocketAddr) -> Request {
+        Request {
+            method: Method::Get,
+            version: Version::Http11,
+            target: Bytes::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            peer,
+            received_at: Instant::now(),
+        }
+    }
+
+    /// Lets go of the request's views of the read buffer, so the connection can reuse the
+    /// buffer's memory for the next request, and keeps the header vector unless it grew
+    /// past `HEADER_VEC_KEEP` fields.
+    pub(crate) fn recycle(&mut self) {
+        self.target = Bytes::new();
+        self.body = Bytes::new();
+        if self.headers.capacity() > HEADER_VEC_KEEP {
+            self.headers = Vec::new();
+        } else {
+            self.headers.clear();
+        }
+    }
+
     /// The target up to `?`.
     pub fn path(&self) -> &[u8] {
         let t = &self.target[..];

@@ -7,7 +7,110 @@
 
 use super::date;
 use super::error::RequestError;
+use super::limits::SMALL_BODY_MAX;
 use bytes::Bytes;
+use std::fmt;
+use std::ops::Deref;
+
+/// A response body: shared `Bytes`, an owned `Vec`, or up to `SMALL_BODY_MAX` bytes kept
+/// inside the response, so the small JSON answers on the hot path cost no allocation
+/// (see [`Body::concat`]). Reads as `&[u8]`.
+#[derive(Clone, Default)]
+pub struct Body(Repr);
+
+// Large on purpose: the point of `Small` is to not be boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Repr {
+    Shared(Bytes),
+    /// Kept as is: `Bytes::from(Vec)` would allocate a shared header when the vector has
+    /// spare capacity.
+    Owned(Vec<u8>),
+    Small {
+        len: u16,
+        bytes: [u8; SMALL_BODY_MAX],
+    },
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Shared(Bytes::new())
+    }
+}
+
+impl Body {
+    /// `parts` one after another: inside the body when they fit in `SMALL_BODY_MAX` bytes,
+    /// else in one exactly sized allocation.
+    pub fn concat(parts: &[&[u8]]) -> Body {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > SMALL_BODY_MAX {
+            return Body(Repr::Owned(parts.concat()));
+        }
+        let mut bytes = [0u8; SMALL_BODY_MAX];
+        let mut at = 0;
+        for p in parts {
+            bytes[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        // `at == total <= SMALL_BODY_MAX`, which fits a u16.
+        let len = u16::try_from(at).unwrap_or(0);
+        Body(Repr::Small { len, bytes })
+    }
+}
+
+impl Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Shared(b) => b,
+            Repr::Owned(v) => v,
+            Repr::Small { len, bytes } => &bytes[..usize::from(*len)],
+        }
+    }
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.escape_ascii())
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body(Repr::Shared(b))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Body {
+        Body(Repr::Owned(v))
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body(Repr::Owned(s.into_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(b: &'static [u8]) -> Body {
+        Body(Repr::Shared(Bytes::from_static(b)))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body(Repr::Shared(Bytes::from_static(s.as_bytes())))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -18,13 +121,13 @@ pub struct Response {
     /// character is not sent (so a value can never split the response), nor are
     /// Content-Length, Transfer-Encoding, Connection and Date, which the server writes.
     pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
+    pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
 }
 
 impl Response {
-    pub fn json(status: u16, body: impl Into<Bytes>) -> Response {
+    pub fn json(status: u16, body: impl Into<Body>) -> Response {
         Response {
             status,
             content_type: "application/json",
@@ -277,6 +380,22 @@ mod tests {
         for (resp, head, conn, want) in table {
             assert_eq!(String::from_utf8(encode(&resp, head, conn)).unwrap(), want);
         }
+    }
+
+    #[test]
+    fn bodies() {
+        let small = Body::concat(&[b"{\"a\":", b"1", b"}"]);
+        assert!(matches!(small.0, Repr::Small { .. }));
+        assert_eq!(&small[..], b"{\"a\":1}");
+        let full = vec![b'x'; SMALL_BODY_MAX];
+        let at_max = Body::concat(&[&full[..1], &full[1..]]);
+        assert!(matches!(at_max.0, Repr::Small { .. }));
+        assert_eq!(&at_max[..], &full[..]);
+        let over = Body::concat(&[&full[..], b"y"]);
+        assert!(matches!(over.0, Repr::Owned(_)));
+        assert_eq!((over.len(), over.last()), (SMALL_BODY_MAX + 1, Some(&b'y')));
+        assert!(Body::concat(&[]).is_empty());
+        assert_eq!(format!("{:?}", Body::from("a\"b")), "b\"a\\\"b\"");
     }
 
     #[test]

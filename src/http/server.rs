@@ -20,7 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request) -> impl Future<Output = Response> + Send;
+    /// Answers a request. The request is the connection's, reused for its next request
+    /// (so its header vector is not allocated per request): take what must outlive the
+    /// call (`std::mem::take(&mut req.body)`; `Bytes` clones are cheap). Its `Bytes` are
+    /// views of the connection's read buffer, whose memory is reused once they are dropped.
+    fn handle(&self, req: &mut Request) -> impl Future<Output = Response> + Send;
     /// Called once the head is parsed, when body bytes are still to arrive (before they are
     /// read and before `100 Continue`). `Some` answers at once without reading the body,
     /// and the connection is closed. Requests whose body is already buffered (or that have
@@ -45,6 +49,9 @@ pub struct ServerStats {
     pub rejected_requests: AtomicU64,
     /// Requests cut off by `header_timeout` or the minimum body rate (408).
     pub timeouts: AtomicU64,
+    /// Connections holding a read buffer now: those busy, or idle for less than
+    /// `limits::READ_BUF_RELEASE`.
+    pub read_buffers: AtomicU64,
 }
 
 /// Decrements `open_connections` however the connection task ends (even if aborted).
