@@ -65,6 +65,10 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const WARMUP: usize = 500;
 const REQUESTS: usize = 2000;
+/// Concurrent `Producer::send` callers of the `producer_send_concurrent_*` phases.
+const CONCURRENT_SENDERS: [usize; 2] = [64, 256];
+/// Records those phases count, after each caller has sent `WARMUP / 10` records.
+const CONCURRENT_RECORDS: usize = 40_000;
 
 /// Runs `REQUESTS` round trips under a fresh dhat profiler, after `WARMUP` unprofiled ones.
 fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
@@ -86,14 +90,15 @@ fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
     }
     let stats = dhat::HeapStats::get();
     drop(profiler);
-    report(name, &stats, &file);
+    report(name, &stats, &file, REQUESTS, "request");
 }
 
-/// Prints allocations per request and the frequent allocation sites from dhat's file.
-fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path) {
-    let per = stats.total_blocks as f64 / REQUESTS as f64;
-    let bytes = stats.total_bytes as f64 / REQUESTS as f64;
-    println!("\n{name}: {per:.2} allocations ({bytes:.0} bytes) per request");
+/// Prints allocations per request (or record: `unit`, `count` of them) and the frequent
+/// allocation sites from dhat's file.
+fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path, count: usize, unit: &str) {
+    let per = stats.total_blocks as f64 / count as f64;
+    let bytes = stats.total_bytes as f64 / count as f64;
+    println!("\n{name}: {per:.2} allocations ({bytes:.0} bytes) per {unit}");
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
     };
@@ -108,7 +113,7 @@ fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path) {
     // A `realloc` counts as an allocation (it is a call into the allocator).
     let mut sites: Vec<(f64, String, String)> = Vec::new();
     for pp in json["pps"].as_array().into_iter().flatten() {
-        let blocks = pp["tbk"].as_f64().unwrap_or(0.0) / REQUESTS as f64;
+        let blocks = pp["tbk"].as_f64().unwrap_or(0.0) / count as f64;
         let stack: Vec<&str> = pp["fs"]
             .as_array()
             .into_iter()
@@ -218,8 +223,8 @@ fn main() {
     with_kafka();
 }
 
-/// `Producer::send` alone (awaited one at a time), then the real `App` with a real
-/// producer (the whole request).
+/// `Producer::send` alone (awaited one at a time, then `CONCURRENT_SENDERS` at once), then
+/// the real `App` with a real producer (the whole request).
 fn with_kafka() {
     let Some(config) = kafka_config() else {
         println!("\nKAFKA_BOOTSTRAP not set: skipping the real App and producer phases");
@@ -250,7 +255,11 @@ fn with_kafka() {
         }
         let stats = dhat::HeapStats::get();
         drop(profiler);
-        report("producer_send", &stats, &file);
+        report("producer_send", &stats, &file, REQUESTS, "record");
+        let producer = Arc::new(producer);
+        for senders in CONCURRENT_SENDERS {
+            concurrent_sends(&producer, topic, senders).await;
+        }
         producer.close().await;
     });
     drop(rt);
@@ -258,4 +267,57 @@ fn with_kafka() {
         measure("app", addr, &request(Auth::Query, topic));
         measure("app_basic_auth", addr, &request(Auth::Basic, topic));
     }
+}
+
+/// `senders` tasks on the bench's runtime, each sending one record after another (so
+/// `senders` records are in flight at any time, and batches hold many records): counts
+/// the allocations per record in steady state, after every task has warmed up.
+async fn concurrent_sends(producer: &Arc<Producer>, topic: &'static str, senders: usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let warm = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..senders)
+        .map(|_| {
+            let (producer, sent, warm, stop) =
+                (producer.clone(), sent.clone(), warm.clone(), stop.clone());
+            tokio::spawn(async move {
+                let record = || Record {
+                    key: Some(Bytes::from_static(b"repo-1")),
+                    value: Some(Bytes::from_static(BODY.as_bytes())),
+                    ..Record::default()
+                };
+                for _ in 0..WARMUP / 10 {
+                    producer.send(topic, record()).await.expect("warm-up send");
+                }
+                warm.fetch_add(1, Ordering::Relaxed);
+                while !stop.load(Ordering::Relaxed) {
+                    producer.send(topic, record()).await.expect("send");
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let tick = std::time::Duration::from_millis(5);
+    while warm.load(Ordering::Relaxed) < senders {
+        tokio::time::sleep(tick).await;
+    }
+    let name = format!("producer_send_concurrent_{senders}");
+    let file = std::env::temp_dir().join(format!("kafka-webhook-dhat-{name}.json"));
+    let profiler = dhat::Profiler::builder()
+        .file_name(&file)
+        .trim_backtraces(Some(24))
+        .build();
+    let start = sent.load(Ordering::Relaxed);
+    while sent.load(Ordering::Relaxed) - start < CONCURRENT_RECORDS {
+        tokio::time::sleep(tick).await;
+    }
+    let stats = dhat::HeapStats::get();
+    let records = sent.load(Ordering::Relaxed) - start;
+    drop(profiler);
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("sender task");
+    }
+    report(&name, &stats, &file, records, "record");
 }
