@@ -1,31 +1,36 @@
-//! One TCP connection to one broker, pipelined: a writer task owns the write half, a
-//! reader task owns the read half and hands each response to the request that is
-//! waiting for its correlation id.
+//! One TCP connection to one broker, with the buffers it owns: requests are encoded into
+//! a write buffer and written whole, responses are read into a read buffer and handed
+//! out as frames, both reused for the life of the connection (mini-redis's
+//! `Connection`), so a warm connection allocates nothing per request.
 //!
-//! Any I/O error, framing error, undecodable response or request timeout *poisons*
-//! the connection: every waiter fails at once with the same error and the socket is
-//! closed. The owner then opens a new `Connection`; a poisoned one is never reused,
-//! so a late error from an old connection can never take down its replacement.
+//! Two ways to use it:
+//! - [`Connection::request`]: one request, then its response (the handshake, and the
+//!   metadata layer's control connection);
+//! - pipelined, by the one task that owns it (a produce sender): queue request frames
+//!   with [`Connection::queue_request`], drive the socket with [`Connection::io`] (it
+//!   writes what is queued and reads until a response frame is complete), take frames
+//!   with [`Connection::frame`] and [`Connection::consume_frame`], and match them to
+//!   requests by correlation id.
 //!
-//! Frames are written by the writer task, never by the caller, so a caller that is
-//! cancelled mid-request cannot leave half a frame on the wire.
+//! Any I/O error, framing error or timeout makes the connection unusable; its owner drops
+//! it and opens another, so a late error can never take down a replacement. Callers
+//! never touch the socket, so a cancelled caller cannot leave half a frame on the wire;
+//! a `request` whose future is dropped halfway leaves the connection marked unusable.
+//!
+//! One `write` per request (several when requests queue up behind a slow socket: they go
+//! out together) and, for a response that fits the read buffer, one `read`.
 //!
 //! References: Kafka protocol guide, "Network" and "Common Request and Response
-//! Structure" (<https://kafka.apache.org/protocol#protocol_network>); rskafka's
-//! `messenger.rs` for the poison-and-fail-all design.
+//! Structure" (<https://kafka.apache.org/protocol#protocol_network>); tokio-rs/mini-redis
+//! `connection.rs` for the buffer ownership.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::task::AbortHandle;
 
 use super::protocol::{self, ProtocolError, Request, Versions};
 
@@ -37,8 +42,16 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// How long a TCP connect (plus ApiVersions) may take before we try elsewhere.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Room made in the read buffer before each read: a Produce response for dozens of
+/// partitions fits, so one read takes it whole.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A buffer grown past this (a large request or response) is freed once empty rather
+/// than kept for the life of the connection.
+const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// Why a request on a connection failed. Cheap to clone: one error reaches every
-/// waiter of a poisoned connection.
+/// request in flight on a failed connection.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnError {
     #[error("I/O error talking to {addr}: {reason}")]
@@ -50,7 +63,7 @@ pub enum ConnError {
 }
 
 impl ConnError {
-    fn io(addr: &Arc<str>, e: impl std::fmt::Display) -> Self {
+    pub fn io(addr: &Arc<str>, e: impl std::fmt::Display) -> Self {
         ConnError::Io {
             addr: addr.clone(),
             reason: e.to_string().into(),
@@ -58,67 +71,31 @@ impl ConnError {
     }
 }
 
-type Waiter = oneshot::Sender<Result<Bytes, ConnError>>;
-
-/// State shared by the handle and both tasks.
-struct Shared {
-    addr: Arc<str>,
-    state: Mutex<State>,
-}
-
-struct State {
-    pending: HashMap<i32, Waiter>,
-    poisoned: Option<ConnError>,
-    tasks: Vec<AbortHandle>,
-}
-
-impl Shared {
-    /// Fails every waiter and stops both tasks. The first error wins.
-    fn poison(&self, err: ConnError) {
-        let (pending, tasks) = {
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
-            if state.poisoned.is_some() {
-                return;
-            }
-            tracing::debug!(addr = %self.addr, error = %err, "connection poisoned");
-            state.poisoned = Some(err.clone());
-            (
-                std::mem::take(&mut state.pending),
-                std::mem::take(&mut state.tasks),
-            )
-        };
-        for (_, waiter) in pending {
-            let _ = waiter.send(Err(err.clone()));
-        }
-        for task in tasks {
-            task.abort();
-        }
-    }
-}
-
 /// A live connection to one broker, with its negotiated versions.
 pub struct Connection {
-    shared: Arc<Shared>,
-    writer: mpsc::UnboundedSender<Bytes>,
-    next_correlation_id: AtomicI32,
+    stream: TcpStream,
+    /// Received bytes not yet consumed: whole response frames, then perhaps part of one.
+    read_buf: BytesMut,
+    /// Request frames not yet written.
+    write_buf: BytesMut,
+    addr: Arc<str>,
     client_id: StrBytes,
+    next_correlation_id: i32,
     request_timeout: Duration,
     versions: Versions,
-    /// Bounds the Produce requests in flight on this connection (`max_in_flight`).
-    in_flight: Arc<Semaphore>,
+    /// A `request` started and did not finish (failed, or its future was dropped): the
+    /// stream may hold half an exchange.
+    broken: bool,
     /// Distinguishes successive connections of one pool slot in logs and metrics.
     pub generation: u64,
 }
 
 impl Connection {
-    /// Connects, starts the reader and writer, and negotiates versions.
+    /// Connects and negotiates versions.
     pub async fn open(
         addr: &str,
         client_id: &str,
         request_timeout: Duration,
-        max_in_flight: usize,
         generation: u64,
     ) -> Result<Connection, ConnError> {
         let addr: Arc<str> = addr.into();
@@ -130,33 +107,20 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| ConnError::io(&addr, e))?;
-        let (read_half, write_half) = stream.into_split();
-        let shared = Arc::new(Shared {
-            addr: addr.clone(),
-            state: Mutex::new(State {
-                pending: HashMap::new(),
-                poisoned: None,
-                tasks: Vec::new(),
-            }),
-        });
-        let (writer, frames) = mpsc::unbounded_channel();
-        let reader_task = tokio::spawn(read_loop(read_half, shared.clone()));
-        let writer_task = tokio::spawn(write_loop(write_half, frames, shared.clone()));
-        if let Ok(mut state) = shared.state.lock() {
-            state.tasks = vec![reader_task.abort_handle(), writer_task.abort_handle()];
-        }
         let mut conn = Connection {
-            shared,
-            writer,
-            next_correlation_id: AtomicI32::new(0),
+            stream,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::new(),
+            addr,
             client_id: StrBytes::from_string(client_id.to_owned()),
+            next_correlation_id: 0,
             request_timeout: request_timeout.min(CONNECT_TIMEOUT),
             versions: Versions {
                 produce: protocol::MIN_PRODUCE_VERSION,
                 metadata: protocol::MIN_METADATA_VERSION,
                 init_producer_id: None,
             },
-            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            broken: false,
             generation,
         };
         let response = conn
@@ -165,9 +129,7 @@ impl Connection {
                 protocol::API_VERSIONS_VERSION,
             )
             .await?;
-        conn.versions = protocol::negotiate(&response).inspect_err(|e| {
-            conn.shared.poison(e.clone().into());
-        })?;
+        conn.versions = protocol::negotiate(&response)?;
         conn.request_timeout = request_timeout;
         Ok(conn)
     }
@@ -176,147 +138,164 @@ impl Connection {
         self.versions
     }
 
-    pub fn in_flight(&self) -> &Arc<Semaphore> {
-        &self.in_flight
+    pub fn addr(&self) -> &Arc<str> {
+        &self.addr
     }
 
-    /// The error that killed this connection, if any.
-    pub fn poisoned(&self) -> Option<ConnError> {
-        self.shared
-            .state
-            .lock()
-            .map(|s| s.poisoned.clone())
-            .unwrap_or_else(|_| Some(ConnError::Timeout(self.shared.addr.clone())))
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
+    /// False once a `request` failed or was abandoned halfway.
     pub fn is_usable(&self) -> bool {
-        self.poisoned().is_none()
+        !self.broken
     }
 
-    /// Sends one request and waits for its response. A timeout poisons the
-    /// connection: the broker is stuck or gone, and we cannot tell which requests it
-    /// still has, so every other waiter must find out too (as the Java client does).
+    /// Sends one request and waits for its response; nothing else may be in flight. A
+    /// timeout or any error leaves the connection unusable: we cannot tell where the
+    /// exchange stopped.
     pub async fn request<R: Request>(
-        &self,
+        &mut self,
         request: &R,
         version: i16,
     ) -> Result<R::Response, ConnError> {
-        let frame = self.roundtrip(request, version).await?;
-        protocol::decode_response::<R>(frame, version).map_err(|e| {
-            let err = ConnError::from(e);
-            self.shared.poison(err.clone());
-            err
-        })
-    }
-
-    async fn roundtrip<R: Request>(&self, request: &R, version: i16) -> Result<Bytes, ConnError> {
-        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let mut buf = BytesMut::new();
-        protocol::encode_request(&mut buf, request, version, correlation_id, &self.client_id)?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self
-                .shared
-                .state
-                .lock()
-                .map_err(|_| ConnError::Timeout(self.shared.addr.clone()))?;
-            if let Some(err) = &state.poisoned {
-                return Err(err.clone());
-            }
-            state.pending.insert(correlation_id, tx);
+        if self.broken {
+            return Err(ConnError::io(&self.addr, "connection unusable"));
         }
-        // Registered before the frame leaves, so the reader can never see a response
-        // it cannot match.
-        if self.writer.send(buf.freeze()).is_err() {
-            let err = ConnError::io(&self.shared.addr, "writer stopped");
-            self.shared.poison(err.clone());
-            return Err(err);
-        }
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self
-                .poisoned()
-                .unwrap_or_else(|| ConnError::io(&self.shared.addr, "connection closed"))),
-            Err(_) => {
-                let err = ConnError::Timeout(self.shared.addr.clone());
-                self.shared.poison(err.clone());
-                Err(err)
-            }
-        }
-    }
-
-    /// Closes the socket; waiters fail.
-    pub fn close(&self) {
-        self.shared.poison(ConnError::io(
-            &self.shared.addr,
-            "connection closed by the producer",
-        ));
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-async fn write_loop(
-    mut socket: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
-    shared: Arc<Shared>,
-) {
-    while let Some(frame) = frames.recv().await {
-        if let Err(e) = socket.write_all(&frame).await {
-            shared.poison(ConnError::io(&shared.addr, e));
-            return;
-        }
-    }
-}
-
-async fn read_loop(mut socket: OwnedReadHalf, shared: Arc<Shared>) {
-    let err = loop {
-        let frame = match read_frame(&mut socket, &shared.addr).await {
-            Ok(frame) => frame,
-            Err(e) => break e,
+        self.broken = true; // until the response is in
+        let id = self.correlation_id();
+        protocol::encode_request(&mut self.write_buf, request, version, id, &self.client_id)?;
+        let frame = match tokio::time::timeout(self.request_timeout, self.exchange()).await {
+            Ok(frame) => frame?,
+            Err(_) => return Err(ConnError::Timeout(self.addr.clone())),
         };
-        let id = match protocol::correlation_id(&frame) {
-            Ok(id) => id,
-            Err(e) => break e.into(),
-        };
-        let waiter = match shared.state.lock() {
-            Ok(mut state) => state.pending.remove(&id),
-            Err(_) => None,
-        };
-        match waiter {
-            // The waiter may have given up (cancelled); the response is simply dropped.
-            Some(waiter) => {
-                let _ = waiter.send(Ok(frame));
+        let got = protocol::correlation_id(&frame)?;
+        if got != id {
+            return Err(ProtocolError(
+                format!("response with correlation id {got}, expected {id}").into(),
+            )
+            .into());
+        }
+        let response = protocol::decode_response::<R>(frame, version)?;
+        self.broken = false;
+        Ok(response)
+    }
+
+    /// Writes the queued request and reads until its response frame is complete.
+    async fn exchange(&mut self) -> Result<Bytes, ConnError> {
+        let addr = &self.addr;
+        self.stream
+            .write_all_buf(&mut self.write_buf)
+            .await
+            .map_err(|e| ConnError::io(addr, e))?;
+        loop {
+            if let Some(len) = self.frame_len()? {
+                let mut frame = self.read_buf.split_to(4 + len);
+                frame.advance(4);
+                return Ok(frame.freeze());
             }
-            None => {
-                break ProtocolError(format!("response with unknown correlation id {id}").into())
-                    .into()
+            self.io().await?;
+        }
+    }
+
+    /// The next correlation id.
+    fn correlation_id(&mut self) -> i32 {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = id.wrapping_add(1);
+        id
+    }
+
+    /// Appends one request frame to the write buffer: `encode` gets the buffer (with
+    /// `size_hint` bytes reserved), the request's correlation id and the client id.
+    /// Returns the correlation id; on error the partial frame is removed. Written by the
+    /// next [`io`](Self::io).
+    pub fn queue_request(
+        &mut self,
+        size_hint: usize,
+        encode: impl FnOnce(&mut BytesMut, i32, &str) -> Result<(), ProtocolError>,
+    ) -> Result<i32, ProtocolError> {
+        let id = self.correlation_id();
+        let start = self.write_buf.len();
+        self.write_buf.reserve(size_hint);
+        let written = encode(&mut self.write_buf, id, self.client_id.as_str());
+        if written.is_err() {
+            self.write_buf.truncate(start);
+        }
+        written.map(|()| id)
+    }
+
+    /// Moves bytes: writes what is queued and reads what arrives, until a response frame
+    /// is complete in the read buffer (returns at once if one already is). Cancel safe:
+    /// bytes stay in the buffers, and an interrupted write resumes where it stopped.
+    pub async fn io(&mut self) -> Result<(), ConnError> {
+        loop {
+            let missing = match self.frame_len()? {
+                Some(_) => return Ok(()),
+                None => self.missing_bytes(),
+            };
+            if self.read_buf.capacity() - self.read_buf.len() < missing.max(READ_CHUNK / 2) {
+                self.read_buf.reserve(missing.max(READ_CHUNK));
+            }
+            let (mut reader, mut writer) = self.stream.split();
+            let addr = &self.addr;
+            tokio::select! {
+                read = reader.read_buf(&mut self.read_buf) => match read {
+                    Ok(0) => return Err(ConnError::io(addr, "connection closed by the broker")),
+                    Ok(_) => {}
+                    Err(e) => return Err(ConnError::io(addr, e)),
+                },
+                written = writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
+                    match written {
+                        Ok(0) => return Err(ConnError::io(addr, "write returned 0")),
+                        Ok(_) => {}
+                        Err(e) => return Err(ConnError::io(addr, e)),
+                    }
+                    if self.write_buf.is_empty() && self.write_buf.capacity() > KEEP_BUFFER_BYTES {
+                        self.write_buf = BytesMut::new();
+                    }
+                }
             }
         }
-    };
-    shared.poison(err);
-}
+    }
 
-/// Reads one length-prefixed frame (`read_exact`, never a partial read).
-async fn read_frame(socket: &mut OwnedReadHalf, addr: &Arc<str>) -> Result<Bytes, ConnError> {
-    let mut len = [0u8; 4];
-    socket
-        .read_exact(&mut len)
-        .await
-        .map_err(|e| ConnError::io(addr, e))?;
-    let len = i32::from_be_bytes(len);
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|&l| l <= MAX_RESPONSE_BYTES)
-        .ok_or_else(|| ProtocolError(format!("invalid response length {len}").into()))?;
-    let mut buf = BytesMut::zeroed(len);
-    socket
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| ConnError::io(addr, e))?;
-    Ok(buf.freeze())
+    /// The first complete response frame in the read buffer (without its length
+    /// prefix), if there is one.
+    pub fn frame(&self) -> Result<Option<&[u8]>, ProtocolError> {
+        Ok(self.frame_len()?.map(|len| &self.read_buf[4..4 + len]))
+    }
+
+    /// Drops the frame [`frame`](Self::frame) returned.
+    pub fn consume_frame(&mut self) {
+        if let Ok(Some(len)) = self.frame_len() {
+            self.read_buf.advance(4 + len);
+        }
+        if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_BUFFER_BYTES {
+            self.read_buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+
+    /// The length of the first response frame if all of it is buffered.
+    fn frame_len(&self) -> Result<Option<usize>, ProtocolError> {
+        let Some(prefix) = self.read_buf.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = i32::from_be_bytes(*prefix);
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_RESPONSE_BYTES)
+            .ok_or_else(|| ProtocolError(format!("invalid response length {len}").into()))?;
+        Ok((self.read_buf.len() >= 4 + len).then_some(len))
+    }
+
+    /// How many more bytes the first frame needs (at least its length prefix); only
+    /// meaningful when it is incomplete.
+    fn missing_bytes(&self) -> usize {
+        match self.read_buf.first_chunk::<4>() {
+            Some(prefix) => {
+                let len = usize::try_from(i32::from_be_bytes(*prefix)).unwrap_or(0);
+                (4 + len).saturating_sub(self.read_buf.len())
+            }
+            None => 4 - self.read_buf.len(),
+        }
+    }
 }
