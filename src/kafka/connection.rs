@@ -299,3 +299,168 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, MetadataRequest, ResponseHeader};
+    use kafka_protocol::protocol::{Encodable, HeaderVersion};
+    use std::net::SocketAddr;
+    use tokio::net::TcpListener;
+
+    /// Reads one request frame; returns its correlation id.
+    async fn read_request(socket: &mut TcpStream) -> i32 {
+        let len = socket.read_i32().await.unwrap();
+        let mut frame = vec![0; len as usize];
+        socket.read_exact(&mut frame).await.unwrap();
+        i32::from_be_bytes(frame[4..8].try_into().unwrap())
+    }
+
+    /// A response frame: length, correlation id, `body`.
+    fn response(id: i32, body: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.put_i32(4 + body.len() as i32);
+        b.put_i32(id);
+        b.put_slice(body);
+        b
+    }
+
+    /// A broker that answers ApiVersions, then hands the socket to `then`.
+    async fn broker<F, Fut>(then: F) -> SocketAddr
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let id = read_request(&mut socket).await;
+            let keys = [(ApiKey::Produce, 3, 12), (ApiKey::Metadata, 4, 12)];
+            let versions = ApiVersionsResponse::default().with_api_keys(
+                keys.iter()
+                    .map(|&(k, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(k as i16)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect(),
+            );
+            let mut body = BytesMut::new();
+            let v = protocol::API_VERSIONS_VERSION;
+            ResponseHeader::default()
+                .with_correlation_id(id)
+                .encode(&mut body, ApiVersionsResponse::header_version(v))
+                .unwrap();
+            versions.encode(&mut body, v).unwrap();
+            let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            socket.write_all(&frame).await.unwrap();
+            then(socket).await;
+        });
+        addr
+    }
+
+    async fn open(addr: SocketAddr) -> Connection {
+        Connection::open(&addr.to_string(), "test", Duration::from_secs(5), 1)
+            .await
+            .unwrap()
+    }
+
+    /// Queues a stand-in request frame (the broker here only reads its header).
+    fn queue(conn: &mut Connection) -> i32 {
+        conn.queue_request(32, |buf, id, _| {
+            buf.put_i32(8);
+            buf.put_i16(0);
+            buf.put_i16(12);
+            buf.put_i32(id);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn frames_cut_across_reads_or_sharing_one_are_handed_out_whole() {
+        let addr = broker(|mut socket| async move {
+            let ids = [
+                read_request(&mut socket).await,
+                read_request(&mut socket).await,
+                read_request(&mut socket).await,
+            ];
+            let first = response(ids[0], b"first");
+            for piece in [&first[..2], &first[2..7], &first[7..]] {
+                socket.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut two = response(ids[1], b"second");
+            two.extend(response(ids[2], &[9; 20_000])); // larger than a read chunk
+            socket.write_all(&two).await.unwrap();
+        })
+        .await;
+        let mut conn = open(addr).await;
+        assert_eq!(conn.versions().produce, 12);
+        let ids = [queue(&mut conn), queue(&mut conn), queue(&mut conn)];
+        let mut bodies = Vec::new();
+        for id in ids {
+            conn.io().await.unwrap();
+            let frame = conn.frame().unwrap().unwrap();
+            assert_eq!(protocol::correlation_id(frame).unwrap(), id);
+            bodies.push(frame[4..].to_vec());
+            conn.consume_frame();
+        }
+        assert_eq!(bodies[0], b"first");
+        assert_eq!(bodies[1], b"second");
+        assert_eq!(bodies[2], [9; 20_000]);
+        assert!(conn.frame().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_bad_length_or_a_closed_socket_is_an_error() {
+        let addr = broker(|mut socket| async move {
+            read_request(&mut socket).await;
+            socket.write_all(&(-1i32).to_be_bytes()).await.unwrap();
+        })
+        .await;
+        let mut conn = open(addr).await;
+        queue(&mut conn);
+        assert!(matches!(conn.io().await, Err(ConnError::Protocol(_))));
+
+        let addr = broker(|_| async {}).await;
+        let mut conn = open(addr).await;
+        assert!(matches!(conn.io().await, Err(ConnError::Io { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_or_mismatched_request_leaves_the_connection_unusable() {
+        let addr = broker(|mut socket| async move {
+            read_request(&mut socket).await; // and never answer
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
+        let mut conn = open(addr).await;
+        let request = MetadataRequest::default();
+        let cut = tokio::time::timeout(Duration::from_millis(50), conn.request(&request, 12));
+        assert!(cut.await.is_err(), "no answer");
+        assert!(!conn.is_usable());
+        assert!(conn.request(&request, 12).await.is_err());
+
+        let addr = broker(|mut socket| async move {
+            let id = read_request(&mut socket).await;
+            socket
+                .write_all(&response(id.wrapping_add(1), b""))
+                .await
+                .unwrap();
+        })
+        .await;
+        let mut conn = open(addr).await;
+        assert!(matches!(
+            conn.request(&request, 12).await,
+            Err(ConnError::Protocol(_))
+        ));
+        assert!(!conn.is_usable());
+    }
+}
