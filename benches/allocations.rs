@@ -14,10 +14,15 @@
 //!   public functions. It mirrors `webhook.rs`, which needs a connected `App`; keep them
 //!   in step. `App`'s own wrapping (routing, `before_body`, metrics, access log) is not in it;
 //! - with `KAFKA_BOOTSTRAP` set: `app` (the real `App` with a real producer, the whole
-//!   request), and `producer_send` (`Producer::send` alone, awaited one at a time).
+//!   request), `producer_send` (`Producer::send` alone, awaited one at a time: each
+//!   record its own batch and ProduceRequest), and `producer_send_concurrent_64` /
+//!   `_256` (that many tasks on the bench's runtime each sending one record after
+//!   another, so that many records are in flight and batches hold many records; counted
+//!   per record over `CONCURRENT_RECORDS` records after every task has warmed up).
 //!
-//! For each phase it prints allocations per request and the sites that allocate at least
-//! once per 10 requests, grouped by the first frame in our code.
+//! For each phase it prints allocations per request (or record) and the sites that
+//! allocate at least once per 10 requests (per 1000 records in a phase that allocates less
+//! than once per record), grouped by the first frame in our code.
 //!
 //! Measured 2026-11-29 at e0c0a83 (allocator calls per request; a `realloc` counts):
 //! `http` 3, `webhook_to_producer` 5 (Basic auth 7), `producer_send` 16, `app` 25
@@ -46,6 +51,21 @@
 //! receiver without a `Vec`): `app` 21, `app_basic_auth` 23, `producer_send` 16 (each
 //! request its own batch here; under load a batch and its request are shared by many
 //! records). `webhook_to_producer*` still mirrors the older handler code.
+//!
+//! Kafka, measured 2026-11-29 on branch perf-kafka (allocator calls per record):
+//! - before (6c2bcac): `producer_send` 16, `producer_send_concurrent_64` 1.34, `_256` 1.10
+//!   (about one oneshot per record, plus each batch's and request's own);
+//! - after (ecd7c57 and the batch size hint after it): `producer_send` 0,
+//!   `producer_send_concurrent_64` 0.016, `_256` 0.008; `app` 5 (http 3, api 2, kafka 0),
+//!   `app_basic_auth` 7. A batch's callers share one completion; an acknowledged batch
+//!   leaves its completion (reused once no caller holds it) and buffer (up to 16 KiB) to
+//!   its partition's next batch; the sender owns its connection and reuses its write and
+//!   read buffers and lists, writing and reading Produce by hand (no message structs, no
+//!   task, oneshot or map entry per request). What is left, once per batch: a new
+//!   completion while the previous batch's callers still hold theirs
+//!   (`accumulator.rs`, `Completion::reuse`: the 0.016 at 64), and a new buffer for a
+//!   batch over 16 KiB (`BatchBuilder::with_buffer`, sized like the last batch: most of
+//!   the 0.008 at 256). One `write` and one `read` per ProduceRequest.
 
 use bytes::Bytes;
 use kafka_webhook::kafka::{Producer, Record};
@@ -98,7 +118,8 @@ fn measure(name: &str, addr: SocketAddr, request: &[u8]) {
 fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path, count: usize, unit: &str) {
     let per = stats.total_blocks as f64 / count as f64;
     let bytes = stats.total_bytes as f64 / count as f64;
-    println!("\n{name}: {per:.2} allocations ({bytes:.0} bytes) per {unit}");
+    let digits = if per < 1.0 { 3 } else { 2 };
+    println!("\n{name}: {per:.digits$} allocations ({bytes:.0} bytes) per {unit}");
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
     };
@@ -135,7 +156,10 @@ fn report(name: &str, stats: &dhat::HeapStats, file: &std::path::Path, count: us
     }
     let by_layer: Vec<String> = layers.iter().map(|(l, n)| format!("{l} {n:.2}")).collect();
     println!("  by layer: {}", by_layer.join(", "));
-    sites.retain(|(blocks, _, _)| *blocks >= 0.1);
+    // Sites of at least one allocation per 10 requests, or per 1000 records when the
+    // phase as a whole allocates less than once per record.
+    let min = if per < 1.0 { 0.001 } else { 0.1 };
+    sites.retain(|(blocks, _, _)| *blocks >= min);
     sites.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (blocks, layer, site) in sites {
         println!("  {blocks:5.2} {layer:7} {site}");

@@ -246,6 +246,9 @@ impl Drop for Batch {
 struct Spare {
     done: Option<Arc<Completion>>,
     buffer: Option<BytesMut>,
+    /// Its size: under steady load the next batch grows about as large, so a new
+    /// buffer is allocated once at that size rather than grown step by step.
+    last_size: usize,
 }
 
 /// Everything about one partition's queue, behind its mutex.
@@ -306,7 +309,9 @@ impl QueueState {
             }
             let id = self.next_batch_id;
             self.next_batch_id += 1;
-            let hint = charge.clamp(1024, max_batch_bytes.max(1024));
+            let hint = charge
+                .max(self.spare.last_size)
+                .clamp(1024, max_batch_bytes.max(1024));
             let batch = Batch::new(id, hint, now, deadline, &mut self.spare);
             self.batches.push_back(batch);
         }
@@ -331,6 +336,7 @@ impl QueueState {
     pub fn pop_acknowledged(&mut self) -> Option<Batch> {
         let mut batch = self.batches.pop_front()?;
         self.spare.done = Some(batch.done.clone());
+        self.spare.last_size = batch.size_bytes();
         if let Body::Encoded(bytes) = &mut batch.body {
             if bytes.capacity() <= SPARE_BUFFER_MAX {
                 self.spare.buffer = Some(std::mem::take(bytes));
