@@ -27,8 +27,10 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use super::idempotence::{self, SequenceState};
+use super::protocol;
 use super::record_batch::{BatchBuilder, EncodeError, ProducerIdentity};
 use super::{Compression, ProduceError, Record};
+use kafka_protocol::messages::TopicName;
 
 /// What every waiter of a batch learns.
 pub type BatchResult = Result<BatchAck, ProduceError>;
@@ -376,6 +378,8 @@ impl QueueState {
 /// One topic-partition's queue.
 pub struct PartitionQueue {
     pub topic: Arc<str>,
+    /// The same name, made once for every request.
+    pub topic_name: TopicName,
     pub partition: i32,
     state: Mutex<QueueState>,
 }
@@ -383,6 +387,7 @@ pub struct PartitionQueue {
 impl PartitionQueue {
     pub fn new(topic: Arc<str>, partition: i32) -> PartitionQueue {
         PartitionQueue {
+            topic_name: protocol::topic_name(&topic),
             topic,
             partition,
             state: Mutex::new(QueueState::default()),

@@ -9,8 +9,7 @@
 //! - pipelined, by the one task that owns it (a produce sender): queue request frames
 //!   with [`Connection::queue_request`], drive the socket with [`Connection::io`] (it
 //!   writes what is queued and reads until a response frame is complete), take frames
-//!   with [`Connection::frame`] and [`Connection::consume_frame`], and match them to
-//!   requests by correlation id.
+//!   with [`Connection::next_frame`], and match them to requests by correlation id.
 //!
 //! Any I/O error, framing error or timeout makes the connection unusable; its owner drops
 //! it and opens another, so a late error can never take down a replacement. Callers
@@ -189,10 +188,8 @@ impl Connection {
             .await
             .map_err(|e| ConnError::io(addr, e))?;
         loop {
-            if let Some(len) = self.frame_len()? {
-                let mut frame = self.read_buf.split_to(4 + len);
-                frame.advance(4);
-                return Ok(frame.freeze());
+            if let Some(frame) = self.next_frame()? {
+                return Ok(frame);
             }
             self.io().await?;
         }
@@ -205,19 +202,16 @@ impl Connection {
         id
     }
 
-    /// Appends one request frame to the write buffer: `encode` gets the buffer (with
-    /// `size_hint` bytes reserved), the request's correlation id and the client id.
-    /// Returns the correlation id; on error the partial frame is removed. Written by the
-    /// next [`io`](Self::io).
+    /// Appends one request frame to the write buffer: `encode` gets the buffer, the
+    /// request's correlation id and the client id. Returns the correlation id; on error
+    /// the partial frame is removed. Written by the next [`io`](Self::io).
     pub fn queue_request(
         &mut self,
-        size_hint: usize,
-        encode: impl FnOnce(&mut BytesMut, i32, &str) -> Result<(), ProtocolError>,
+        encode: impl FnOnce(&mut BytesMut, i32, &StrBytes) -> Result<(), ProtocolError>,
     ) -> Result<i32, ProtocolError> {
         let id = self.correlation_id();
         let start = self.write_buf.len();
-        self.write_buf.reserve(size_hint);
-        let written = encode(&mut self.write_buf, id, self.client_id.as_str());
+        let written = encode(&mut self.write_buf, id, &self.client_id);
         if written.is_err() {
             self.write_buf.truncate(start);
         }
@@ -258,20 +252,19 @@ impl Connection {
         }
     }
 
-    /// The first complete response frame in the read buffer (without its length
-    /// prefix), if there is one.
-    pub fn frame(&self) -> Result<Option<&[u8]>, ProtocolError> {
-        Ok(self.frame_len()?.map(|len| &self.read_buf[4..4 + len]))
-    }
-
-    /// Drops the frame [`frame`](Self::frame) returned.
-    pub fn consume_frame(&mut self) {
-        if let Ok(Some(len)) = self.frame_len() {
-            self.read_buf.advance(4 + len);
-        }
+    /// Takes the first complete response frame (without its length prefix) out of the
+    /// read buffer, if there is one. The frame shares the buffer's memory: no copy, and
+    /// once the frame is dropped the next read reuses that memory.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+        let Some(len) = self.frame_len()? else {
+            return Ok(None);
+        };
+        let mut frame = self.read_buf.split_to(4 + len);
+        frame.advance(4);
         if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_BUFFER_BYTES {
             self.read_buf = BytesMut::with_capacity(READ_CHUNK);
         }
+        Ok(Some(frame.freeze()))
     }
 
     /// The length of the first response frame if all of it is buffered.
@@ -373,7 +366,7 @@ mod tests {
 
     /// Queues a stand-in request frame (the broker here only reads its header).
     fn queue(conn: &mut Connection) -> i32 {
-        conn.queue_request(32, |buf, id, _| {
+        conn.queue_request(|buf, id, _| {
             buf.put_i32(8);
             buf.put_i16(0);
             buf.put_i16(12);
@@ -407,15 +400,14 @@ mod tests {
         let mut bodies = Vec::new();
         for id in ids {
             conn.io().await.unwrap();
-            let frame = conn.frame().unwrap().unwrap();
-            assert_eq!(protocol::correlation_id(frame).unwrap(), id);
+            let frame = conn.next_frame().unwrap().unwrap();
+            assert_eq!(protocol::correlation_id(&frame).unwrap(), id);
             bodies.push(frame[4..].to_vec());
-            conn.consume_frame();
         }
         assert_eq!(bodies[0], b"first");
         assert_eq!(bodies[1], b"second");
         assert_eq!(bodies[2], [9; 20_000]);
-        assert!(conn.frame().unwrap().is_none());
+        assert!(conn.next_frame().unwrap().is_none());
     }
 
     #[tokio::test]

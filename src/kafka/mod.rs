@@ -36,8 +36,8 @@ mod topics;
 #[cfg(feature = "unstable-fuzzing")]
 pub mod fuzzing {
     pub use super::protocol::{
-        correlation_id, decode_response, encode_produce_request, encode_request, PartitionBatch,
-        PartitionResult, ProduceHead, ProduceResults, ProduceWriter, Request,
+        correlation_id, decode_response, encode_request, produce_node_endpoints, produce_result,
+        topic_name, PartitionResult, ProduceHead, ProduceRequestBuilder, Request,
     };
 }
 

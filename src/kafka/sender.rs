@@ -4,8 +4,8 @@
 //! Every pool slot — (broker id, connection index) — has one sender task with a list
 //! of partition queues that have data. Whenever its connection has a free in-flight
 //! slot (`max_in_flight`), the sender takes the front batch of every listed partition
-//! (up to `max_request_bytes`) and writes them as one ProduceRequest, copying each batch
-//! straight into the connection's write buffer. The same task reads the responses,
+//! (up to `max_request_bytes`) and encodes them as one ProduceRequest (kafka-protocol)
+//! into the connection's write buffer. The same task reads the responses,
 //! matches each to its request by correlation id (Kafka answers in order on a
 //! connection; an answer out of order still finds its request) and settles each batch:
 //! acknowledge, retry after a backoff (refreshing metadata when the error says our view
@@ -13,8 +13,9 @@
 //! framing error, ends the connection: every batch in flight on it is retried (it may or
 //! may not have been appended) and the next batch opens a new connection.
 //!
-//! One task per connection, and the lists it works with reused from one request to the
-//! next, so a warm sender allocates nothing per request.
+//! One task per connection, and the lists it works with (the ProduceRequest message
+//! included) reused from one request to the next, so a warm sender allocates only a
+//! copy of each batch's records per request, and the decoded response's lists.
 //!
 //! A partition is routed to its leader's slot `partition % connections_per_broker`,
 //! so one partition always uses one connection. A partition whose leader is unknown
@@ -28,6 +29,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ProduceRequest;
 use tokio::sync::{watch, Notify};
 
 use super::accumulator::{Batch, BatchAck, PartitionQueue, QueueState};
@@ -37,7 +40,7 @@ use super::idempotence::Stamp;
 use super::metadata::Cluster;
 use super::producer::Core;
 use super::protocol::{
-    self, PartitionResult, ProduceHead, ProduceResults, ProduceWriter, ProtocolError,
+    self, NodeEndpoint, PartitionResult, ProduceHead, ProduceRequestBuilder, ProtocolError,
 };
 use super::record_batch::ProducerIdentity;
 
@@ -125,10 +128,9 @@ pub fn complete(core: &Core, batch: Batch, result: Result<BatchAck, ProduceError
 }
 
 /// A batch taken for a request: its queue (the batch is the queue's front, marked in
-/// flight) and its encoded size.
+/// flight).
 pub struct InFlight {
     queue: Arc<PartitionQueue>,
-    size: usize,
 }
 
 /// A ProduceRequest queued or written, and not yet answered.
@@ -151,7 +153,7 @@ struct Work {
     leftover: VecDeque<Arc<PartitionQueue>>,
     expired: Vec<Batch>,
     failed: Vec<(Batch, ProduceError)>,
-    results: ProduceResults,
+    request: ProduceRequestBuilder,
 }
 
 /// One sender task: runs until the producer shuts down.
@@ -273,16 +275,13 @@ impl Work {
     /// Writes the batches in `taken` as one ProduceRequest into the connection's write
     /// buffer, and counts it in flight.
     fn send(&mut self, core: &Arc<Core>, conn: &mut Connection, mut taken: Vec<InFlight>) {
-        // The request nests partitions under their topic.
+        // The request nests partitions under their topic: sorted, each finds its topic
+        // at once.
         taken.sort_unstable_by(|a, b| a.queue.topic.cmp(&b.queue.topic));
-        let size_hint = 64
-            + taken
-                .iter()
-                .map(|f| 32 + f.size + f.queue.topic.len())
-                .sum::<usize>();
         let (version, acks) = (conn.versions().produce, core.config.acks);
         let timeout_ms = broker_timeout_ms(core.config.request_timeout);
-        let written = conn.queue_request(size_hint, |buf, correlation_id, client_id| {
+        let request = &mut self.request;
+        let written = conn.queue_request(|buf, correlation_id, client_id| {
             let head = ProduceHead {
                 version,
                 correlation_id,
@@ -290,7 +289,7 @@ impl Work {
                 acks,
                 timeout_ms,
             };
-            write_produce_request(buf, &head, &taken)
+            write_produce_request(buf, request, &head, &taken)
         });
         match written {
             Ok(correlation_id) => {
@@ -321,24 +320,24 @@ impl Work {
         conn: &mut Connection,
     ) -> Result<(), ConnError> {
         let version = conn.versions().produce;
-        while let Some(frame) = conn.frame()? {
-            let id = protocol::correlation_id(frame)?;
+        while let Some(frame) = conn.next_frame()? {
+            let id = protocol::correlation_id(&frame)?;
             let Some(i) = self.outstanding.iter().position(|r| r.correlation_id == id) else {
                 return Err(ProtocolError(
                     format!("response with unknown correlation id {id}").into(),
                 )
                 .into());
             };
-            self.results.read(frame, version)?;
-            conn.consume_frame();
+            let response = protocol::decode_response::<ProduceRequest>(frame, version)?;
             let Some(request) = self.outstanding.remove(i) else {
                 continue;
             };
             core.stats.request_finished();
+            let endpoints = protocol::produce_node_endpoints(&response);
             let mut batches = request.batches;
             for f in batches.drain(..) {
-                match self.results.get(&f.queue.topic, f.queue.partition) {
-                    Some(r) => settle(core, f, r, &self.results),
+                match protocol::produce_result(&response, &f.queue.topic, f.queue.partition) {
+                    Some(r) => settle(core, f, &r, &endpoints),
                     // A broker that leaves a partition out of its answer is broken; treat
                     // it like a lost response.
                     None => retry_or_fail(core, f, None, true, true),
@@ -363,29 +362,30 @@ impl Work {
     }
 }
 
-/// Writes `taken` (sorted by topic) as one ProduceRequest, copying each batch from its
-/// queue, where it sits at the front, in flight, untouched by anyone else.
+/// Encodes `taken` as one ProduceRequest into `buf`, copying each batch from its queue,
+/// where it sits at the front, in flight, untouched by anyone else. The copy lets the
+/// batch keep its buffer for its partition's next batch.
 fn write_produce_request(
-    buf: &mut bytes::BytesMut,
+    buf: &mut BytesMut,
+    request: &mut ProduceRequestBuilder,
     head: &ProduceHead<'_>,
     taken: &[InFlight],
 ) -> Result<(), ProtocolError> {
-    let topics = taken.chunk_by(|a, b| a.queue.topic == b.queue.topic);
-    let mut w = ProduceWriter::begin(buf, head, topics.clone().count())?;
-    for run in topics {
-        let Some(first) = run.first() else { continue };
-        w.topic(buf, &first.queue.topic, run.len())?;
-        for f in run {
+    for f in taken {
+        let records = {
             let st = f.queue.lock();
-            let records = st
-                .batches
+            st.batches
                 .front()
                 .and_then(Batch::encoded)
-                .ok_or_else(|| ProtocolError("an in-flight batch is missing".into()))?;
-            w.partition(buf, f.queue.partition, records)?;
-        }
+                .map(Bytes::copy_from_slice)
+        };
+        let Some(records) = records else {
+            request.clear();
+            return Err(ProtocolError("an in-flight batch is missing".into()));
+        };
+        request.push(&f.queue.topic_name, f.queue.partition, records);
     }
-    w.finish(buf)
+    request.encode(buf, head)
 }
 
 /// Connects this slot to its broker's current address. `Err(None)`: metadata no
@@ -526,7 +526,6 @@ fn drain(
                 st.in_flight = true;
                 taken.push(InFlight {
                     queue: queue.clone(),
-                    size: len,
                 });
             }
             Err(e) => {
@@ -584,7 +583,7 @@ fn broker_timeout_ms(request_timeout: Duration) -> i32 {
 }
 
 /// Applies one partition's result to its in-flight batch.
-fn settle(core: &Arc<Core>, f: InFlight, r: &PartitionResult, response: &ProduceResults) {
+fn settle(core: &Arc<Core>, f: InFlight, r: &PartitionResult, endpoints: &[NodeEndpoint]) {
     if r.error_code == 0 {
         let batch = {
             let mut st = f.queue.lock();
@@ -617,12 +616,8 @@ fn settle(core: &Arc<Core>, f: InFlight, r: &PartitionResult, response: &Produce
             maybe_written,
         } => {
             let hinted = r.current_leader.is_some_and(|hint| {
-                core.metadata.apply_leader_hint(
-                    &f.queue.topic,
-                    f.queue.partition,
-                    hint,
-                    response.endpoints(),
-                )
+                core.metadata
+                    .apply_leader_hint(&f.queue.topic, f.queue.partition, hint, endpoints)
             });
             let refresh = refresh_metadata && !hinted;
             retry_or_fail(core, f, Some(r.error_code), refresh, maybe_written);
