@@ -66,6 +66,16 @@
 //!   (`accumulator.rs`, `Completion::reuse`: the 0.016 at 64), and a new buffer for a
 //!   batch over 16 KiB (`BatchBuilder::with_buffer`, sized like the last batch: most of
 //!   the 0.008 at 256). One `write` and one `read` per ProduceRequest.
+//! - with Produce back on kafka-protocol (201f8fe; the design keeps the wire format in
+//!   the crate): `producer_send` 3, `producer_send_concurrent_64` 0.062, `_256` 0.020;
+//!   `app` 8 (http 3, api 2, kafka 3), `app_basic_auth` 10. Still nothing per record; per
+//!   ProduceRequest, shared by its records: a copy of each batch's records into the
+//!   request (`Bytes::copy_from_slice` in `sender::write_produce_request`; the batch keeps
+//!   its buffer for the next one), and the decoded response's topic and partition lists
+//!   (`decode_response`, 2 for one topic). The request message and its lists are reused
+//!   (`ProduceRequestBuilder`), the frame is encoded into the connection's write buffer,
+//!   and the response is decoded from a slice of its read buffer without a copy. At 64:
+//!   decode 0.03, completions 0.02, batch copies 0.02.
 
 use bytes::Bytes;
 use kafka_webhook::kafka::{Producer, Record};
