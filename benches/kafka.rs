@@ -1,14 +1,15 @@
 //! Kafka-side micro benchmarks: record batch encoding with our `BatchBuilder`
-//! (`try_append` + `finish`) and reading a ProduceResponse (`decode_response` +
-//! `produce_results`, the pure functions the sender calls; reached through the
-//! `unstable-fuzzing` feature). The response bytes are encoded with kafka-protocol in setup.
+//! (`try_append` + `finish`) and reading a ProduceResponse (`decode_response` and a
+//! `produce_result` per partition, what the sender calls; reached through the
+//! `unstable-fuzzing` feature). The response bytes are encoded with kafka-protocol in
+//! setup.
 
 use bytes::{Bytes, BytesMut};
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_webhook::kafka::fuzzing::{decode_response, produce_results};
+use kafka_webhook::kafka::fuzzing::{decode_response, produce_result};
 use kafka_webhook::kafka::partitioner::murmur2;
 use kafka_webhook::kafka::record_batch::{BatchBuilder, ProducerIdentity};
 use kafka_webhook::kafka::{Compression, RecordHeader};
@@ -120,16 +121,19 @@ fn produce_response(c: &mut Criterion) {
         let frame = produce_response_frame(topics, partitions);
         let id = BenchmarkId::new("decode_and_results", format!("{topics}x{partitions}"));
         g.throughput(Throughput::Elements(topics as u64 * partitions as u64));
+        let names: Vec<String> = (0..topics).map(|t| format!("topic-{t}")).collect();
         g.bench_function(id, |b| {
-            b.iter_batched(
-                || frame.clone(),
-                |f| {
-                    let resp = decode_response::<ProduceRequest>(f, PRODUCE_VERSION)
+            b.iter(|| {
+                let resp =
+                    decode_response::<ProduceRequest>(black_box(frame.clone()), PRODUCE_VERSION)
                         .expect("our own frame decodes");
-                    black_box(produce_results(&resp).len())
-                },
-                BatchSize::SmallInput,
-            )
+                let found = names
+                    .iter()
+                    .flat_map(|t| (0..partitions).map(move |p| (t, p)))
+                    .filter(|(t, p)| produce_result(&resp, t, *p).is_some())
+                    .count();
+                black_box(found)
+            })
         });
     }
     g.finish();

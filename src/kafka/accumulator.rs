@@ -11,18 +11,20 @@
 //! connection still pipelines up to `max_in_flight` requests across partitions, and
 //! a busy partition's next batch grows while it waits.
 //!
-//! Each caller waits on its own oneshot; every waiter of a batch receives the same
-//! [`BatchResult`] and computes its record's offset from its index in the batch.
+//! A batch has one [`Completion`], shared by every caller with a record in it: each
+//! receives the same [`BatchResult`] and computes its record's offset from its index in
+//! the batch. A partition keeps its last completed batch's completion (and buffer) for
+//! its next batch, so a warm partition allocates nothing per batch.
 //!
 //! References: Java `RecordAccumulator` and `ProducerBatch` (apache/kafka) for the
 //! shape; KIP-91 (delivery timeout); KIP-480 (sticky partitioner).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use bytes::Bytes;
-use tokio::sync::oneshot;
+use bytes::BytesMut;
+use tokio::sync::Notify;
 
 use super::idempotence::{self, SequenceState};
 use super::protocol;
@@ -58,10 +60,61 @@ pub fn record_charge(record: &Record) -> usize {
         + headers
 }
 
+/// One batch's outcome, shared by the batch and every caller waiting on it: set once,
+/// read by all. Waiters register before they look at the slot, so a result set in
+/// between still wakes them (no lost wake-up).
+#[derive(Debug, Default)]
+pub struct Completion {
+    result: OnceLock<BatchResult>,
+    notify: Notify,
+}
+
+impl Completion {
+    /// Sets the result (the first one wins) and wakes every waiter.
+    pub fn complete(&self, result: BatchResult) {
+        if self.result.set(result).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Waits for the result.
+    pub async fn wait(&self) -> BatchResult {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(result) = self.result.get() {
+                return result.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// A fresh completion, or `spare` made fresh again if nobody else holds it any more
+    /// (its waiters have all taken their result).
+    fn reuse(spare: Option<Arc<Completion>>) -> Arc<Completion> {
+        match spare {
+            Some(mut c) => match Arc::get_mut(&mut c) {
+                Some(unshared) => {
+                    unshared.result.take();
+                    c
+                }
+                None => Arc::default(),
+            },
+            None => Arc::default(),
+        }
+    }
+}
+
+/// The largest batch buffer a partition keeps for its next batch. Bigger ones (batches
+/// under heavy load) are freed: one allocation per large batch is cheap per record, and
+/// an idle partition should not hold much memory.
+pub const SPARE_BUFFER_MAX: usize = 16 * 1024;
+
 enum Body {
     Open(BatchBuilder),
     /// Finished once, then resent byte for byte on every retry (same sequence).
-    Encoded(Bytes),
+    Encoded(BytesMut),
 }
 
 /// One batch of one partition.
@@ -73,7 +126,9 @@ pub struct Batch {
     pub record_count: i32,
     /// Producer id, epoch and base sequence it was encoded with.
     pub stamp: ProducerIdentity,
-    waiters: Vec<oneshot::Sender<BatchResult>>,
+    done: Arc<Completion>,
+    /// Encoded size, kept for the statistics after the buffer went to the next batch.
+    encoded_len: usize,
     /// Bytes charged against `buffer_memory`, released when the batch completes.
     pub charged: usize,
     pub created: Instant,
@@ -87,13 +142,24 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn new(id: u64, capacity_hint: usize, now: Instant, deadline: Instant) -> Batch {
+    fn new(
+        id: u64,
+        capacity_hint: usize,
+        now: Instant,
+        deadline: Instant,
+        spare: &mut Spare,
+    ) -> Batch {
+        let builder = match spare.buffer.take() {
+            Some(buffer) => BatchBuilder::with_buffer(buffer, capacity_hint),
+            None => BatchBuilder::new(capacity_hint),
+        };
         Batch {
-            body: Body::Open(BatchBuilder::new(capacity_hint)),
+            body: Body::Open(builder),
             id,
             record_count: 0,
             stamp: ProducerIdentity::NONE,
-            waiters: Vec::new(),
+            done: Completion::reuse(spare.done.take()),
+            encoded_len: 0,
             charged: 0,
             created: now,
             deadline,
@@ -108,7 +174,7 @@ impl Batch {
     pub fn size_bytes(&self) -> usize {
         match &self.body {
             Body::Open(b) => b.size_bytes(),
-            Body::Encoded(bytes) => bytes.len(),
+            Body::Encoded(_) => self.encoded_len,
         }
     }
 
@@ -116,50 +182,75 @@ impl Batch {
         matches!(self.body, Body::Encoded(_))
     }
 
-    /// Closes the batch for appends and encodes it (once). `producer` is only used the
-    /// first time: a retry must resend exactly the same bytes.
+    /// The encoded batch, once [`encode`](Self::encode) has run.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Encoded(bytes) => Some(bytes),
+            Body::Open(_) => None,
+        }
+    }
+
+    /// Closes the batch for appends and encodes it (once); returns its size. `producer`
+    /// is only used the first time: a retry must resend exactly the same bytes.
     pub fn encode(
         &mut self,
         compression: Compression,
         producer: ProducerIdentity,
-    ) -> Result<Bytes, EncodeError> {
+    ) -> Result<usize, EncodeError> {
         self.accepting = false;
-        let body = std::mem::replace(&mut self.body, Body::Encoded(Bytes::new()));
+        let body = std::mem::replace(&mut self.body, Body::Encoded(BytesMut::new()));
         let bytes = match body {
             Body::Encoded(bytes) => bytes,
             Body::Open(builder) => {
+                let bytes = builder.finish_mut(compression, producer)?;
                 self.stamp = producer;
-                builder.finish(compression, producer)?
+                bytes
             }
         };
-        self.body = Body::Encoded(bytes.clone());
-        Ok(bytes)
+        self.encoded_len = bytes.len();
+        self.body = Body::Encoded(bytes);
+        Ok(self.encoded_len)
     }
 
-    /// Rewrites the producer identity of an encoded batch (see `idempotence`).
-    pub fn restamp(&mut self, stamp: ProducerIdentity) -> Option<Bytes> {
-        let Body::Encoded(bytes) = &self.body else {
-            return None;
+    /// Rewrites the producer identity of an encoded batch (see `idempotence`). False
+    /// when the batch is not encoded or not a record batch we can restamp.
+    pub fn restamp(&mut self, stamp: ProducerIdentity) -> bool {
+        let Body::Encoded(bytes) = &mut self.body else {
+            return false;
         };
-        let bytes = idempotence::restamp(bytes, stamp)?;
+        if !idempotence::restamp(bytes, stamp) {
+            return false;
+        }
         self.stamp = stamp;
-        self.body = Body::Encoded(bytes.clone());
-        Some(bytes)
+        true
     }
 
     /// Tells every waiter how the batch ended.
     pub fn complete(self, result: BatchResult) {
-        for w in self.waiters {
-            // A waiter that gave up (caller timed out or was dropped) is not an error.
-            let _ = w.send(result.clone());
-        }
+        self.done.complete(result);
     }
 
-    fn subscribe(&mut self) -> oneshot::Receiver<BatchResult> {
-        let (tx, rx) = oneshot::channel();
-        self.waiters.push(tx);
-        rx
+    fn subscribe(&self) -> Arc<Completion> {
+        self.done.clone()
     }
+}
+
+impl Drop for Batch {
+    /// A batch dropped without a result (the producer went away with it queued) tells
+    /// its waiters so; after `complete` this does nothing.
+    fn drop(&mut self) {
+        self.done.complete(Err(ProduceError::ShuttingDown));
+    }
+}
+
+/// What a partition keeps from its last acknowledged batch for the next one.
+#[derive(Default)]
+struct Spare {
+    done: Option<Arc<Completion>>,
+    buffer: Option<BytesMut>,
+    /// Its size: under steady load the next batch grows about as large, so a new
+    /// buffer is allocated once at that size rather than grown step by step.
+    last_size: usize,
 }
 
 /// Everything about one partition's queue, behind its mutex.
@@ -174,6 +265,7 @@ pub struct QueueState {
     next_batch_id: u64,
     /// Idempotence (KIP-98): producer id and next sequence of this partition.
     pub seq: SequenceState,
+    spare: Spare,
 }
 
 /// Where a record landed: which batch, and its index in it.
@@ -219,15 +311,18 @@ impl QueueState {
             }
             let id = self.next_batch_id;
             self.next_batch_id += 1;
-            let hint = charge.clamp(1024, max_batch_bytes.max(1024));
-            self.batches.push_back(Batch::new(id, hint, now, deadline));
+            let hint = charge
+                .max(self.spare.last_size)
+                .clamp(1024, max_batch_bytes.max(1024));
+            let batch = Batch::new(id, hint, now, deadline, &mut self.spare);
+            self.batches.push_back(batch);
         }
     }
 
-    /// A receiver for the result of the batch `batch_id` (which must be queued).
-    pub fn subscribe(&mut self, batch_id: u64) -> Option<oneshot::Receiver<BatchResult>> {
+    /// The completion of the batch `batch_id` (which must be queued), to wait on.
+    pub fn subscribe(&mut self, batch_id: u64) -> Option<Arc<Completion>> {
         self.batches
-            .iter_mut()
+            .iter()
             .rev()
             .find(|b| b.id == batch_id)
             .map(Batch::subscribe)
@@ -238,11 +333,24 @@ impl QueueState {
         !self.batches.is_empty()
     }
 
+    /// Removes the front batch once the broker has acknowledged it, keeping its
+    /// completion and (small) buffer for this partition's next batch.
+    pub fn pop_acknowledged(&mut self) -> Option<Batch> {
+        let mut batch = self.batches.pop_front()?;
+        self.spare.done = Some(batch.done.clone());
+        self.spare.last_size = batch.size_bytes();
+        if let Body::Encoded(bytes) = &mut batch.body {
+            if bytes.capacity() <= SPARE_BUFFER_MAX {
+                self.spare.buffer = Some(std::mem::take(bytes));
+            }
+        }
+        Some(batch)
+    }
+
     /// Removes and returns the batches whose delivery deadline passed, unless they are
     /// in flight (the response decides those).
-    pub fn take_expired(&mut self, now: Instant) -> Vec<Batch> {
+    pub fn take_expired(&mut self, now: Instant, expired: &mut Vec<Batch>) {
         let keep_front = usize::from(self.in_flight);
-        let mut expired = Vec::new();
         let mut i = keep_front;
         while i < self.batches.len() {
             if self.batches[i].deadline <= now {
@@ -254,7 +362,6 @@ impl QueueState {
                 i += 1;
             }
         }
-        expired
     }
 
     /// Removes every batch that is not in flight (topic deleted, partition gone).
@@ -271,7 +378,7 @@ impl QueueState {
 /// One topic-partition's queue.
 pub struct PartitionQueue {
     pub topic: Arc<str>,
-    /// The same name, encoded once for every request.
+    /// The same name, made once for every request.
     pub topic_name: TopicName,
     pub partition: i32,
     state: Mutex<QueueState>,
@@ -298,6 +405,7 @@ impl PartitionQueue {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use std::time::Duration;
 
     fn rec(value: &'static [u8]) -> Record {
@@ -349,16 +457,19 @@ mod tests {
         let now = Instant::now();
         q.append(&rec(b"x"), 5, 1 << 20, 10, now, now);
         let batch = q.batches.front_mut().unwrap();
-        let first = batch
+        batch
             .encode(Compression::None, ProducerIdentity::NONE)
             .unwrap();
+        let first = batch.encoded().unwrap().to_vec();
         let other = ProducerIdentity {
             producer_id: 5,
             producer_epoch: 0,
             base_sequence: 9,
         };
-        let again = batch.encode(Compression::None, other).unwrap();
-        assert_eq!(first, again);
+        let len = batch.encode(Compression::None, other).unwrap();
+        assert_eq!(len, first.len());
+        assert_eq!(batch.encoded().unwrap(), first);
+        assert_eq!(batch.stamp, ProducerIdentity::NONE);
     }
 
     #[test]
@@ -368,26 +479,86 @@ mod tests {
         q.append(&rec(b"a"), 0, 1, 1, now, now);
         q.append(&rec(b"b"), 0, 1, 1, now, now);
         q.in_flight = true;
-        let expired = q.take_expired(now);
+        let mut expired = Vec::new();
+        q.take_expired(now, &mut expired);
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].id, 1);
         assert_eq!(q.batches.len(), 1);
     }
 
-    #[test]
-    fn waiters_all_get_the_result() {
+    #[tokio::test]
+    async fn waiters_all_get_the_result() {
         let mut q = QueueState::default();
         let now = Instant::now();
         let s = q.append(&rec(b"a"), 0, 1 << 20, 1, now, now);
-        let mut r1 = q.subscribe(s.batch_id).unwrap();
-        let mut r2 = q.subscribe(s.batch_id).unwrap();
+        let r1 = q.subscribe(s.batch_id).unwrap();
+        let r2 = q.subscribe(s.batch_id).unwrap();
+        let early = tokio::spawn({
+            let r1 = r1.clone();
+            async move { r1.wait().await }
+        });
+        tokio::task::yield_now().await;
         let batch = q.batches.pop_front().unwrap();
         let ack = BatchAck {
             base_offset: 7,
             log_append_time_ms: -1,
         };
         batch.complete(Ok(ack));
-        assert_eq!(r1.try_recv().unwrap().unwrap(), ack);
-        assert_eq!(r2.try_recv().unwrap().unwrap(), ack);
+        assert_eq!(early.await.unwrap().unwrap(), ack, "woken after waiting");
+        assert_eq!(r1.wait().await.unwrap(), ack);
+        assert_eq!(
+            r2.wait().await.unwrap(),
+            ack,
+            "the result stays for late waiters"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_batch_tells_its_waiters() {
+        let mut q = QueueState::default();
+        let now = Instant::now();
+        let s = q.append(&rec(b"a"), 0, 1 << 20, 1, now, now);
+        let done = q.subscribe(s.batch_id).unwrap();
+        drop(q);
+        assert!(matches!(done.wait().await, Err(ProduceError::ShuttingDown)));
+    }
+
+    #[test]
+    fn an_acknowledged_batch_leaves_its_completion_and_buffer_to_the_next() {
+        let mut q = QueueState::default();
+        let now = Instant::now();
+        let a = q.append(&rec(b"a"), 0, 1 << 20, 1, now, now);
+        let first = q.subscribe(a.batch_id).unwrap();
+        let front = q.batches.front_mut().unwrap();
+        front
+            .encode(Compression::None, ProducerIdentity::NONE)
+            .unwrap();
+        let buffer = front.encoded().unwrap().as_ptr();
+        let batch = q.pop_acknowledged().unwrap();
+        let size = batch.size_bytes();
+        batch.complete(Ok(BatchAck {
+            base_offset: 0,
+            log_append_time_ms: -1,
+        }));
+        assert!(size > 61, "the size outlives the buffer");
+        // A waiter still holds the first completion: the next batch gets a new one.
+        let b = q.append(&rec(b"b"), 0, 1 << 20, 1, now, now);
+        let second = q.subscribe(b.batch_id).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        let front = q.batches.front_mut().unwrap();
+        front
+            .encode(Compression::None, ProducerIdentity::NONE)
+            .unwrap();
+        assert_eq!(front.encoded().unwrap().as_ptr(), buffer, "buffer reused");
+        let batch = q.pop_acknowledged().unwrap();
+        batch.complete(Err(ProduceError::Timeout));
+        let second_ptr = Arc::as_ptr(&second);
+        drop(second);
+        // Nobody holds the second one any more: reused, with its old result gone.
+        let c = q.append(&rec(b"c"), 0, 1 << 20, 1, now, now);
+        let third = q.subscribe(c.batch_id).unwrap();
+        assert_eq!(Arc::as_ptr(&third), second_ptr);
+        assert!(third.result.get().is_none());
+        drop(first);
     }
 }

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
 
 use super::error::{self, ProduceError};
@@ -139,22 +138,22 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
-/// Rewrites the producer id, epoch and base sequence of an encoded batch and its
-/// CRC-32C (which covers attributes to the end). `None` if it is not a magic-2 batch.
-pub fn restamp(batch: &Bytes, stamp: ProducerIdentity) -> Option<Bytes> {
+/// Rewrites, in place, the producer id, epoch and base sequence of an encoded batch and
+/// its CRC-32C (which covers attributes to the end). False (and `batch` untouched) if it
+/// is not a magic-2 batch.
+pub fn restamp(batch: &mut [u8], stamp: ProducerIdentity) -> bool {
     if batch.len() < BATCH_HEADER_SIZE || batch[MAGIC_OFFSET] != 2 {
-        return None;
+        return false;
     }
-    let mut out = BytesMut::from(&batch[..]);
-    out[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
+    batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
         .copy_from_slice(&stamp.producer_id.to_be_bytes());
-    out[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
+    batch[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
         .copy_from_slice(&stamp.producer_epoch.to_be_bytes());
-    out[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+    batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
         .copy_from_slice(&stamp.base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
-    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    Some(out.freeze())
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    true
 }
 
 /// The producer-wide source of producer ids.
@@ -345,7 +344,8 @@ mod tests {
             producer_epoch: 3,
             base_sequence: 9,
         };
-        let again = restamp(&batch, id).unwrap();
+        let mut again = batch.to_vec();
+        assert!(restamp(&mut again, id));
         assert!(crc_matches(&again));
         assert_eq!(again.len(), batch.len());
         assert_eq!(&again[43..51], &77i64.to_be_bytes());
@@ -359,6 +359,8 @@ mod tests {
             again, direct,
             "same bytes as encoding with the identity directly"
         );
-        assert!(restamp(&Bytes::from_static(b"short"), id).is_none());
+        let mut short = *b"short";
+        assert!(!restamp(&mut short, id));
+        assert_eq!(&short, b"short");
     }
 }

@@ -270,7 +270,7 @@ impl Metadata {
                     }
                 }
             }
-            let Some(conn) = control.as_ref() else { break };
+            let Some(conn) = control.as_mut() else { break };
             let Some((request, version)) = build(conn.versions()) else {
                 return Err(ProduceError::Unavailable(
                     "the broker does not support this request".into(),
@@ -304,7 +304,6 @@ impl Metadata {
                 &addr,
                 &self.options.client_id,
                 self.options.request_timeout,
-                1,
                 0,
             )
             .await

@@ -3,12 +3,13 @@
 //! It knows nothing of HTTP; `api` maps [`ProduceError`] to statuses.
 //!
 //! Layers, lowest first: `protocol` (pure request building and response reading),
-//! `connection` (one pipelined socket), `metadata` (cluster snapshot), `idempotence`
+//! `connection` (one socket and its buffers), `metadata` (cluster snapshot), `idempotence`
 //! (producer ids and sequences), `topics` (name rules, partition count, partition
-//! choice), `accumulator` (per-partition batches and their waiters), `sender`
-//! (per-connection drain loop, retries), `parking` (partitions without a leader),
-//! `stats`, and `producer` (the public handle). `record_batch` and `partitioner` are
-//! the wire format of a batch and the Java-compatible key hash.
+//! choice), `accumulator` (per-partition batches and their waiters), `sender` (the
+//! task that owns a connection: requests out, responses in, retries), `parking`
+//! (partitions without a leader), `stats`, and `producer` (the public handle).
+//! `record_batch` and `partitioner` are the wire format of a batch and the
+//! Java-compatible key hash.
 //!
 //! References: Kafka protocol guide (<https://kafka.apache.org/protocol>); KIP-98
 //! (idempotent producer); KIP-91 (delivery timeout); KIP-480 (sticky partitioner);
@@ -30,13 +31,13 @@ mod sender;
 pub mod stats;
 mod topics;
 
-/// Pure response-reading functions, reached by benches and fuzz targets through the
-/// `unstable-fuzzing` feature. Not public API.
+/// Pure request-writing and response-reading functions, reached by benches, fuzz targets
+/// and the protocol tests through the `unstable-fuzzing` feature. Not public API.
 #[cfg(feature = "unstable-fuzzing")]
 pub mod fuzzing {
     pub use super::protocol::{
-        decode_response, encode_request, produce_request, produce_results, topic_name,
-        PartitionBatch, PartitionResult, Request,
+        correlation_id, decode_response, encode_request, produce_node_endpoints, produce_result,
+        topic_name, PartitionResult, ProduceHead, ProduceRequestBuilder, Request,
     };
 }
 

@@ -38,7 +38,9 @@ pub async fn run(core: Arc<Core>) {
                     let mut st = queue.lock();
                     st.scheduled = false;
                     let mut doomed: Vec<(Batch, ProduceError)> = Vec::new();
-                    for b in st.take_expired(Instant::now()) {
+                    let mut expired = Vec::new();
+                    st.take_expired(Instant::now(), &mut expired);
+                    for b in expired {
                         // No leader (or no producer id) in time: unavailable.
                         let e = error::deadline_error(b.last_error, b.maybe_written);
                         doomed.push((b, e));

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 
-use super::accumulator::{self, BatchResult, PartitionQueue};
+use super::accumulator::{self, BatchResult, Completion, PartitionQueue};
 use super::idempotence::{Idempotence, INIT_PRODUCER_ID_BACKOFF, INIT_PRODUCER_ID_BACKOFF_MAX};
 use super::metadata::{Cluster, Metadata, MetadataOptions, TopicInfo};
 use super::parking;
@@ -163,7 +163,8 @@ impl Core {
 
 /// A record appended to a batch, waiting for the batch's result.
 struct Pending {
-    rx: usize,
+    /// Index of its batch's completion in the caller's list.
+    completion: usize,
     index: i32,
     partition: i32,
     timestamp: i64,
@@ -224,12 +225,12 @@ impl Producer {
     pub async fn send(&self, topic: &str, record: Record) -> Result<Ack, ProduceError> {
         let deadline = Instant::now() + self.core.config.delivery_timeout;
         // One record: collected without a heap allocation (see `One`).
-        let mut rxs = One::default();
-        let pending = self.enqueue(topic, &record, deadline, &mut rxs).await?;
-        let Some(rx) = rxs.0 else {
+        let mut done = One::default();
+        let pending = self.enqueue(topic, &record, deadline, &mut done).await?;
+        let Some(done) = done.0 else {
             return Err(ProduceError::ShuttingDown);
         };
-        let result = wait(rx, deadline).await;
+        let result = wait(&done, deadline).await;
         ack(&result, &pending)
     }
 
@@ -237,23 +238,23 @@ impl Producer {
     /// out in the same batch. Results come back in input order.
     pub async fn send_all(&self, items: Vec<(String, Record)>) -> Vec<Result<Ack, ProduceError>> {
         let deadline = Instant::now() + self.core.config.delivery_timeout;
-        let mut rxs = Vec::new();
+        let mut completions = Vec::new();
         let mut pendings = Vec::with_capacity(items.len());
         for group in self.group(items, deadline).await {
             match group {
                 Err((i, e)) => pendings.push((i, Err(e))),
-                Ok(g) => self.enqueue_group(g, deadline, &mut rxs, &mut pendings),
+                Ok(g) => self.enqueue_group(g, deadline, &mut completions, &mut pendings),
             }
         }
-        let mut results = Vec::with_capacity(rxs.len());
-        for rx in rxs {
-            results.push(wait(rx, deadline).await);
+        let mut results = Vec::with_capacity(completions.len());
+        for done in &completions {
+            results.push(wait(done, deadline).await);
         }
         let mut out: Vec<Option<Result<Ack, ProduceError>>> = Vec::new();
         out.resize_with(pendings.len(), || None);
         for (i, p) in pendings {
             let r = match p {
-                Ok(p) => match results.get(p.rx) {
+                Ok(p) => match results.get(p.completion) {
                     Some(result) => ack(result, &p),
                     None => Err(ProduceError::ShuttingDown),
                 },
@@ -321,7 +322,7 @@ impl Producer {
         topic: &str,
         record: &Record,
         deadline: Instant,
-        rxs: &mut One<oneshot::Receiver<BatchResult>>,
+        completions: &mut One<Arc<Completion>>,
     ) -> Result<Pending, ProduceError> {
         self.check_open()?;
         validate_topic(topic)?;
@@ -329,7 +330,14 @@ impl Producer {
         let queues = self.core.topic_queues(&name);
         let partition = choose_partition(&self.core, &queues, &cluster, record, count)?;
         let mut out = One::default();
-        self.append_all(&queues, partition, &[record], deadline, rxs, &mut out)?;
+        self.append_all(
+            &queues,
+            partition,
+            &[record],
+            deadline,
+            completions,
+            &mut out,
+        )?;
         out.0.ok_or(ProduceError::ShuttingDown)
     }
 
@@ -395,12 +403,19 @@ impl Producer {
         &self,
         g: Group,
         deadline: Instant,
-        rxs: &mut Vec<oneshot::Receiver<BatchResult>>,
+        completions: &mut Vec<Arc<Completion>>,
         pendings: &mut Vec<(usize, Result<Pending, ProduceError>)>,
     ) {
         let records: Vec<&Record> = g.items.iter().map(|(_, r)| r).collect();
         let mut out = Vec::with_capacity(records.len());
-        match self.append_all(&g.queues, g.partition, &records, deadline, rxs, &mut out) {
+        match self.append_all(
+            &g.queues,
+            g.partition,
+            &records,
+            deadline,
+            completions,
+            &mut out,
+        ) {
             Ok(()) => {
                 for ((i, _), p) in g.items.iter().zip(out) {
                     pendings.push((*i, Ok(p)));
@@ -429,7 +444,7 @@ impl Producer {
         partition: i32,
         records: &[&Record],
         deadline: Instant,
-        rxs: &mut impl Sink<oneshot::Receiver<BatchResult>>,
+        completions: &mut impl Sink<Arc<Completion>>,
         out: &mut impl Sink<Pending>,
     ) -> Result<(), ProduceError> {
         let core = &self.core;
@@ -459,13 +474,13 @@ impl Producer {
                 deadline,
             );
             if last_batch != Some(slot.batch_id) {
-                if let Some(rx) = st.subscribe(slot.batch_id) {
-                    rxs.push(rx);
+                if let Some(done) = st.subscribe(slot.batch_id) {
+                    completions.push(done);
                 }
                 last_batch = Some(slot.batch_id);
             }
             out.push(Pending {
-                rx: rxs.len().saturating_sub(1),
+                completion: completions.len().saturating_sub(1),
                 index: slot.index,
                 partition,
                 timestamp,
@@ -483,7 +498,7 @@ impl Drop for Producer {
     }
 }
 
-/// Where `append_all` puts receivers and pendings: a `Vec` for many records, [`One`]
+/// Where `append_all` puts completions and pendings: a `Vec` for many records, [`One`]
 /// for `send`'s single record, which then needs no heap allocation for them.
 trait Sink<T> {
     fn push(&mut self, item: T);
@@ -528,11 +543,11 @@ struct Group {
     items: Vec<(usize, Record)>,
 }
 
-async fn wait(rx: oneshot::Receiver<BatchResult>, deadline: Instant) -> BatchResult {
-    match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), rx).await {
-        Ok(Ok(result)) => result,
-        // The batch was dropped without a result: only when the producer went away.
-        Ok(Err(_)) => Err(ProduceError::ShuttingDown),
+/// Waits for a batch's result until the caller's deadline (plus [`CALLER_GRACE`]). A
+/// batch dropped without a result (the producer went away) reports `ShuttingDown`.
+async fn wait(done: &Completion, deadline: Instant) -> BatchResult {
+    match tokio::time::timeout_at((deadline + CALLER_GRACE).into(), done.wait()).await {
+        Ok(result) => result,
         Err(_) => Err(ProduceError::Timeout),
     }
 }

@@ -115,7 +115,14 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty batch; `capacity_hint` is the expected size of the records section.
     pub fn new(capacity_hint: usize) -> BatchBuilder {
-        let mut buf = BytesMut::with_capacity(BATCH_HEADER_SIZE.saturating_add(capacity_hint));
+        Self::with_buffer(BytesMut::new(), capacity_hint)
+    }
+
+    /// An empty batch written into `buf` (cleared first), whose memory a finished batch
+    /// handed back: no allocation when it is large enough.
+    pub fn with_buffer(mut buf: BytesMut, capacity_hint: usize) -> BatchBuilder {
+        buf.clear();
+        buf.reserve(BATCH_HEADER_SIZE.saturating_add(capacity_hint));
         buf.put_bytes(0, BATCH_HEADER_SIZE);
         BatchBuilder {
             buf,
@@ -217,6 +224,16 @@ impl BatchBuilder {
         compression: Compression,
         producer: ProducerIdentity,
     ) -> Result<Bytes, EncodeError> {
+        self.finish_mut(compression, producer).map(BytesMut::freeze)
+    }
+
+    /// [`finish`](Self::finish), keeping the bytes in their (uniquely owned) buffer, which
+    /// can later go to [`with_buffer`](Self::with_buffer).
+    pub fn finish_mut(
+        self,
+        compression: Compression,
+        producer: ProducerIdentity,
+    ) -> Result<BytesMut, EncodeError> {
         if self.record_count == 0 {
             return Err(EncodeError::Empty);
         }
@@ -283,7 +300,7 @@ impl BatchBuilder {
         );
         let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
         put_at(&mut buf, CRC_OFFSET, &crc.to_be_bytes());
-        Ok(buf.freeze())
+        Ok(buf)
     }
 }
 

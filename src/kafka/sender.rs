@@ -1,11 +1,21 @@
-//! The per-connection drain loop and what happens to a batch after its request.
+//! The per-connection sender: drains ready partitions into ProduceRequests, owns the
+//! connection they go out on, and settles each batch from its response.
 //!
 //! Every pool slot — (broker id, connection index) — has one sender task with a list
 //! of partition queues that have data. Whenever its connection has a free in-flight
-//! slot, the sender takes the front batch of every listed partition (up to
-//! `max_request_bytes`), writes them as one ProduceRequest, and spawns a task that
-//! waits for the response and settles each batch: acknowledge, retry after a backoff
-//! (refreshing metadata when the error says our view is stale), or fail.
+//! slot (`max_in_flight`), the sender takes the front batch of every listed partition
+//! (up to `max_request_bytes`) and encodes them as one ProduceRequest (kafka-protocol)
+//! into the connection's write buffer. The same task reads the responses,
+//! matches each to its request by correlation id (Kafka answers in order on a
+//! connection; an answer out of order still finds its request) and settles each batch:
+//! acknowledge, retry after a backoff (refreshing metadata when the error says our view
+//! is stale), or fail. A request not answered within `request_timeout`, or any I/O or
+//! framing error, ends the connection: every batch in flight on it is retried (it may or
+//! may not have been appended) and the next batch opens a new connection.
+//!
+//! One task per connection, and the lists it works with (the ProduceRequest message
+//! included) reused from one request to the next, so a warm sender allocates only a
+//! copy of each batch's records per request, and the decoded response's lists.
 //!
 //! A partition is routed to its leader's slot `partition % connections_per_broker`,
 //! so one partition always uses one connection. A partition whose leader is unknown
@@ -19,8 +29,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ProduceRequest;
+use tokio::sync::{watch, Notify};
 
 use super::accumulator::{Batch, BatchAck, PartitionQueue, QueueState};
 use super::connection::{ConnError, Connection};
@@ -28,7 +39,9 @@ use super::error::{self, classify, Disposition, ProduceError};
 use super::idempotence::Stamp;
 use super::metadata::Cluster;
 use super::producer::Core;
-use super::protocol::{self, PartitionBatch, PartitionResult};
+use super::protocol::{
+    self, NodeEndpoint, PartitionResult, ProduceHead, ProduceRequestBuilder, ProtocolError,
+};
 use super::record_batch::ProducerIdentity;
 
 /// First retry backoff; doubles per attempt up to [`RETRY_BACKOFF_MAX`], with jitter
@@ -65,8 +78,9 @@ impl SenderHandle {
         self.notify.notify_one();
     }
 
-    fn take_ready(&self) -> VecDeque<Arc<PartitionQueue>> {
-        std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Moves the ready list into `into` (both keep their memory).
+    fn take_ready(&self, into: &mut VecDeque<Arc<PartitionQueue>>) {
+        into.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn is_idle(&self) -> bool {
@@ -76,13 +90,16 @@ impl SenderHandle {
             .is_empty()
     }
 
-    fn put_back(&self, mut queues: VecDeque<Arc<PartitionQueue>>) {
+    /// Puts `queues` back at the front of the ready list, in order, ahead of any that
+    /// arrived meanwhile.
+    fn put_back(&self, queues: &mut VecDeque<Arc<PartitionQueue>>) {
         if queues.is_empty() {
             return;
         }
         let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        queues.append(&mut ready);
-        *ready = queues;
+        for queue in queues.drain(..).rev() {
+            ready.push_front(queue);
+        }
     }
 }
 
@@ -110,13 +127,62 @@ pub fn complete(core: &Core, batch: Batch, result: Result<BatchAck, ProduceError
     batch.complete(result);
 }
 
+/// A batch taken for a request: its queue (the batch is the queue's front, marked in
+/// flight).
+pub struct InFlight {
+    queue: Arc<PartitionQueue>,
+}
+
+/// A ProduceRequest queued or written, and not yet answered.
+struct Outstanding {
+    correlation_id: i32,
+    /// Past this, the connection is given up (`request_timeout`).
+    deadline: Instant,
+    batches: Vec<InFlight>,
+}
+
+/// What a sender keeps from one request to the next: its requests in flight and the
+/// lists it works with, emptied after each use but keeping their memory.
+#[derive(Default)]
+struct Work {
+    /// Requests on the current connection, oldest first.
+    outstanding: VecDeque<Outstanding>,
+    /// Batch lists of settled requests, for the next ones.
+    spare_lists: Vec<Vec<InFlight>>,
+    ready: VecDeque<Arc<PartitionQueue>>,
+    leftover: VecDeque<Arc<PartitionQueue>>,
+    expired: Vec<Batch>,
+    failed: Vec<(Batch, ProduceError)>,
+    request: ProduceRequestBuilder,
+}
+
 /// One sender task: runs until the producer shuts down.
 pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
-    let mut conn: Option<Arc<Connection>> = None;
+    let mut conn: Option<Connection> = None;
     let mut generation = 0u64;
     let mut reconnect = Backoff::new(RECONNECT_BACKOFF, RECONNECT_BACKOFF_MAX);
     let mut shutdown = core.shutdown_signal();
+    let mut work = Work::default();
     loop {
+        if let Some(live) = conn.as_mut() {
+            match drive(&core, &me, live, &mut work, &mut shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(
+                        error = %e,
+                        generation = live.generation,
+                        requests = work.outstanding.len(),
+                        "produce connection lost"
+                    );
+                    conn = None;
+                    work.connection_lost(&core);
+                }
+            }
+            continue;
+        }
+        if *shutdown.borrow() {
+            return; // the connection is gone, and with it what was in flight
+        }
         if me.is_idle() {
             tokio::select! {
                 _ = me.notify.notified() => {}
@@ -124,63 +190,202 @@ pub async fn run(core: Arc<Core>, me: Arc<SenderHandle>) {
             }
             continue;
         }
-        let live = match conn.as_ref().filter(|c| c.is_usable()) {
-            Some(c) => c.clone(),
-            None => {
-                conn = None;
-                generation += 1;
-                match open(&core, &me, generation).await {
-                    Ok(c) => {
-                        core.broker_reachable(me.broker, true);
-                        reconnect.reset();
-                        conn = Some(c.clone());
-                        c
-                    }
-                    Err(e) => {
-                        // A broker that accepts connections but never answers (paused,
-                        // overloaded) "did not answer in time"; one that refuses them
-                        // is "unavailable".
-                        let unreachable = !matches!(e, Some(ConnError::Timeout(_)));
-                        core.broker_reachable(me.broker, false);
-                        let next_deadline = reroute(&core, &me, unreachable);
-                        let mut wait = reconnect.next();
-                        if let Some(d) = next_deadline {
-                            wait = wait.min(d.saturating_duration_since(Instant::now()));
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = shutdown.changed() => return,
-                        }
-                        continue;
-                    }
+        generation += 1;
+        match open(&core, &me, generation).await {
+            Ok(c) => {
+                core.broker_reachable(me.broker, true);
+                reconnect.reset();
+                conn = Some(c);
+            }
+            Err(e) => {
+                // A broker that accepts connections but never answers (paused,
+                // overloaded) "did not answer in time"; one that refuses them
+                // is "unavailable".
+                let unreachable = !matches!(e, Some(ConnError::Timeout(_)));
+                core.broker_reachable(me.broker, false);
+                let next_deadline = reroute(&core, &me, &mut work, unreachable);
+                let mut wait = reconnect.next();
+                if let Some(d) = next_deadline {
+                    wait = wait.min(d.saturating_duration_since(Instant::now()));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => return,
                 }
             }
-        };
-        let permit = tokio::select! {
-            p = live.in_flight().clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.changed() => return,
-        };
-        let (taken, linger_until) = drain(&core, &me);
-        if taken.is_empty() {
-            drop(permit);
-            match linger_until {
-                Some(until) => tokio::select! {
-                    _ = tokio::time::sleep_until(until.into()) => {}
-                    _ = me.notify.notified() => {}
-                    _ = shutdown.changed() => return,
-                },
-                None => tokio::select! {
-                    _ = me.notify.notified() => {}
-                    _ = shutdown.changed() => return,
-                },
-            }
-            continue;
         }
-        tokio::spawn(send(core.clone(), live, permit, taken));
     }
+}
+
+/// Runs one connection: sends what is ready while in-flight slots are free, and settles
+/// responses as they come. `Ok` when the producer shuts down and nothing is in flight
+/// any more; otherwise the error that ended the connection (with the requests still in
+/// flight on it left in `work`).
+///
+/// Kept whole: it is the loop every request goes through, and its branches share the
+/// in-flight state.
+async fn drive(
+    core: &Arc<Core>,
+    me: &SenderHandle,
+    conn: &mut Connection,
+    work: &mut Work,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let max_in_flight = core.config.max_in_flight.max(1);
+    let mut closing = *shutdown.borrow();
+    loop {
+        let mut linger_until = None;
+        while !closing && work.outstanding.len() < max_in_flight {
+            let mut taken = work.spare_lists.pop().unwrap_or_default();
+            linger_until = drain(core, me, work, &mut taken);
+            if taken.is_empty() {
+                work.spare_lists.push(taken);
+                break;
+            }
+            work.send(core, conn, taken);
+        }
+        if closing && work.outstanding.is_empty() {
+            return Ok(());
+        }
+        // The oldest request times out first: all share one timeout.
+        let timeout = work.outstanding.front().map(|r| r.deadline);
+        let wake = match (timeout, linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let free_slot = !closing && work.outstanding.len() < max_in_flight;
+        tokio::select! {
+            io = conn.io() => {
+                io?;
+                work.settle_responses(core, conn)?;
+            }
+            _ = me.notify.notified(), if free_slot => {}
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {
+                if timeout.is_some_and(|t| t <= Instant::now()) {
+                    return Err(ConnError::Timeout(conn.addr().clone()));
+                }
+            }
+            // Stop taking new batches, but see the requests in flight through.
+            _ = shutdown.changed(), if !closing => closing = true,
+        }
+    }
+}
+
+impl Work {
+    /// Writes the batches in `taken` as one ProduceRequest into the connection's write
+    /// buffer, and counts it in flight.
+    fn send(&mut self, core: &Arc<Core>, conn: &mut Connection, mut taken: Vec<InFlight>) {
+        // The request nests partitions under their topic: sorted, each finds its topic
+        // at once.
+        taken.sort_unstable_by(|a, b| a.queue.topic.cmp(&b.queue.topic));
+        let (version, acks) = (conn.versions().produce, core.config.acks);
+        let timeout_ms = broker_timeout_ms(core.config.request_timeout);
+        let request = &mut self.request;
+        let written = conn.queue_request(|buf, correlation_id, client_id| {
+            let head = ProduceHead {
+                version,
+                correlation_id,
+                client_id,
+                acks,
+                timeout_ms,
+            };
+            write_produce_request(buf, request, &head, &taken)
+        });
+        match written {
+            Ok(correlation_id) => {
+                core.stats.request_started();
+                self.outstanding.push_back(Outstanding {
+                    correlation_id,
+                    deadline: Instant::now() + conn.request_timeout(),
+                    batches: taken,
+                });
+            }
+            Err(e) => {
+                // Only if an in-flight batch went missing, which nothing allows; nothing
+                // was written, and the batches are tried again.
+                tracing::warn!(error = %e, "could not write a produce request");
+                for f in taken.drain(..) {
+                    retry_or_fail(core, f, None, false, false);
+                }
+                self.spare_lists.push(taken);
+            }
+        }
+    }
+
+    /// Settles every request whose response is complete in the connection's buffer. An
+    /// error (a response nobody asked for, or one we cannot read) ends the connection.
+    fn settle_responses(
+        &mut self,
+        core: &Arc<Core>,
+        conn: &mut Connection,
+    ) -> Result<(), ConnError> {
+        let version = conn.versions().produce;
+        while let Some(frame) = conn.next_frame()? {
+            let id = protocol::correlation_id(&frame)?;
+            let Some(i) = self.outstanding.iter().position(|r| r.correlation_id == id) else {
+                return Err(ProtocolError(
+                    format!("response with unknown correlation id {id}").into(),
+                )
+                .into());
+            };
+            let response = protocol::decode_response::<ProduceRequest>(frame, version)?;
+            let Some(request) = self.outstanding.remove(i) else {
+                continue;
+            };
+            core.stats.request_finished();
+            let endpoints = protocol::produce_node_endpoints(&response);
+            let mut batches = request.batches;
+            for f in batches.drain(..) {
+                match protocol::produce_result(&response, &f.queue.topic, f.queue.partition) {
+                    Some(r) => settle(core, f, &r, &endpoints),
+                    // A broker that leaves a partition out of its answer is broken; treat
+                    // it like a lost response.
+                    None => retry_or_fail(core, f, None, true, true),
+                }
+            }
+            self.spare_lists.push(batches);
+        }
+        Ok(())
+    }
+
+    /// The connection is gone: every batch in flight on it may or may not have been
+    /// appended. Retry them all (after a metadata refresh: the broker may be gone).
+    fn connection_lost(&mut self, core: &Arc<Core>) {
+        while let Some(request) = self.outstanding.pop_front() {
+            core.stats.request_finished();
+            let mut batches = request.batches;
+            for f in batches.drain(..) {
+                retry_or_fail(core, f, None, true, true);
+            }
+            self.spare_lists.push(batches);
+        }
+    }
+}
+
+/// Encodes `taken` as one ProduceRequest into `buf`, copying each batch from its queue,
+/// where it sits at the front, in flight, untouched by anyone else. The copy lets the
+/// batch keep its buffer for its partition's next batch.
+fn write_produce_request(
+    buf: &mut BytesMut,
+    request: &mut ProduceRequestBuilder,
+    head: &ProduceHead<'_>,
+    taken: &[InFlight],
+) -> Result<(), ProtocolError> {
+    for f in taken {
+        let records = {
+            let st = f.queue.lock();
+            st.batches
+                .front()
+                .and_then(Batch::encoded)
+                .map(Bytes::copy_from_slice)
+        };
+        let Some(records) = records else {
+            request.clear();
+            return Err(ProtocolError("an in-flight batch is missing".into()));
+        };
+        request.push(&f.queue.topic_name, f.queue.partition, records);
+    }
+    request.encode(buf, head)
 }
 
 /// Connects this slot to its broker's current address. `Err(None)`: metadata no
@@ -189,25 +394,17 @@ async fn open(
     core: &Arc<Core>,
     me: &SenderHandle,
     generation: u64,
-) -> Result<Arc<Connection>, Option<ConnError>> {
+) -> Result<Connection, Option<ConnError>> {
     let Some(addr) = core.metadata.snapshot().brokers.get(&me.broker).cloned() else {
         core.request_refresh();
         return Err(None);
     };
     let cfg = &core.config;
-    match Connection::open(
-        &addr,
-        &cfg.client_id,
-        cfg.request_timeout,
-        cfg.max_in_flight,
-        generation,
-    )
-    .await
-    {
+    match Connection::open(&addr, &cfg.client_id, cfg.request_timeout, generation).await {
         Ok(c) => {
             core.stats.connection_opened();
             tracing::debug!(broker = me.broker, %addr, generation, "connected");
-            Ok(Arc::new(c))
+            Ok(c)
         }
         Err(e) => {
             core.stats.connection_failed();
@@ -222,50 +419,49 @@ async fn open(
 /// While this slot cannot connect: expire what is overdue and send the rest to
 /// wherever metadata now says it belongs (possibly back here). Returns the earliest
 /// delivery deadline still waiting here, so the caller can wake up for it.
-fn reroute(core: &Arc<Core>, me: &SenderHandle, unreachable: bool) -> Option<Instant> {
+fn reroute(
+    core: &Arc<Core>,
+    me: &SenderHandle,
+    work: &mut Work,
+    unreachable: bool,
+) -> Option<Instant> {
     let now = Instant::now();
     let mut earliest: Option<Instant> = None;
-    for queue in me.take_ready() {
-        let expired = {
-            let mut st = queue.lock();
-            st.scheduled = false;
-            let expired = st.take_expired(now);
-            if let Some(d) = st.batches.iter().map(|b| b.deadline).min() {
-                earliest = Some(earliest.map_or(d, |e| e.min(d)));
-            }
-            schedule(core, &queue, &mut st);
-            expired
-        };
-        fail_expired(core, expired, unreachable);
+    me.take_ready(&mut work.ready);
+    while let Some(queue) = work.ready.pop_front() {
+        let mut st = queue.lock();
+        st.scheduled = false;
+        st.take_expired(now, &mut work.expired);
+        if let Some(d) = st.batches.iter().map(|b| b.deadline).min() {
+            earliest = Some(earliest.map_or(d, |e| e.min(d)));
+        }
+        schedule(core, &queue, &mut st);
     }
+    fail_expired(core, &mut work.expired, unreachable);
     earliest
 }
 
-/// A batch taken for a request.
-pub struct InFlight {
-    queue: Arc<PartitionQueue>,
-    records: Bytes,
-}
-
-/// Takes the front batch of every ready partition routed to this slot, up to the
-/// request size limit. Returns the batches and, if some partition is still
-/// lingering, when to look again.
-fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>) {
+/// Takes the front batch of every ready partition routed to this slot into `taken`, up
+/// to the request size limit. Returns, if some partition is still lingering, when to
+/// look again.
+fn drain(
+    core: &Arc<Core>,
+    me: &SenderHandle,
+    work: &mut Work,
+    taken: &mut Vec<InFlight>,
+) -> Option<Instant> {
     let now = Instant::now();
     let cluster = core.metadata.snapshot();
-    let mut taken = Vec::new();
     let mut size = 0usize;
-    let mut leftover = VecDeque::new();
     let mut linger_until: Option<Instant> = None;
-    let mut expired = Vec::new();
-    let mut failed = Vec::new();
-    for queue in me.take_ready() {
+    me.take_ready(&mut work.ready);
+    while let Some(queue) = work.ready.pop_front() {
         let mut st = queue.lock();
         st.scheduled = false;
         if st.in_flight {
             continue; // rescheduled when its batch completes
         }
-        expired.extend(st.take_expired(now));
+        st.take_expired(now, &mut work.expired);
         let Some(front) = st.batches.front() else {
             continue;
         };
@@ -276,12 +472,12 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
         let front_size = front.size_bytes();
         if !taken.is_empty() && size + front_size > core.config.max_request_bytes {
             st.scheduled = true;
-            leftover.push_back(queue.clone());
+            work.leftover.push_back(queue.clone());
             continue;
         }
         if let Some(until) = lingering(core, front, now, st.batches.len()) {
             st.scheduled = true;
-            leftover.push_back(queue.clone());
+            work.leftover.push_back(queue.clone());
             linger_until = Some(linger_until.map_or(until, |u| u.min(until)));
             continue;
         }
@@ -307,9 +503,12 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
             continue;
         };
         let encoded = match (stamp, restamp) {
-            (Some(stamp), true) => front
-                .restamp(stamp)
-                .ok_or_else(|| ProduceError::InvalidRecord("cannot restamp the batch".into())),
+            (Some(stamp), true) => match front.restamp(stamp) {
+                true => Ok(front.size_bytes()),
+                false => Err(ProduceError::InvalidRecord(
+                    "cannot restamp the batch".into(),
+                )),
+            },
             (stamp, _) => front
                 .encode(
                     core.config.compression,
@@ -318,33 +517,32 @@ fn drain(core: &Arc<Core>, me: &SenderHandle) -> (Vec<InFlight>, Option<Instant>
                 .map_err(|e| ProduceError::InvalidRecord(e.to_string().into())),
         };
         match encoded {
-            Ok(records) => {
+            Ok(len) => {
                 core.stats.batch_sent(count, retry);
                 if !retry {
                     core.batch_left(&queue);
                 }
-                size += records.len();
+                size += len;
                 st.in_flight = true;
                 taken.push(InFlight {
                     queue: queue.clone(),
-                    records,
                 });
             }
             Err(e) => {
                 if let Some(b) = st.batches.pop_front() {
                     st.seq.release(b.stamp, b.record_count, false);
-                    failed.push((b, e));
+                    work.failed.push((b, e));
                 }
                 schedule(core, &queue, &mut st);
             }
         }
     }
-    me.put_back(leftover);
-    fail_expired(core, expired, false);
-    for (b, e) in failed {
+    me.put_back(&mut work.leftover);
+    fail_expired(core, &mut work.expired, false);
+    for (b, e) in work.failed.drain(..) {
         complete(core, b, Err(e));
     }
-    (taken, linger_until)
+    linger_until
 }
 
 fn routed_here(core: &Core, cluster: &Cluster, me: &SenderHandle, q: &PartitionQueue) -> bool {
@@ -366,65 +564,13 @@ fn lingering(core: &Core, front: &Batch, now: Instant, queued: usize) -> Option<
 /// `unreachable`: the broker refused connections or has no leader for them, so a
 /// batch that never reached it is reported Unavailable; otherwise (the broker is slow
 /// or silent) we report Timeout.
-fn fail_expired(core: &Core, expired: Vec<Batch>, unreachable: bool) {
-    for b in expired {
+fn fail_expired(core: &Core, expired: &mut Vec<Batch>, unreachable: bool) {
+    for b in expired.drain(..) {
         let err = match (b.last_error, unreachable) {
             (Some(_), _) | (None, true) => error::deadline_error(b.last_error, b.maybe_written),
             (None, false) => ProduceError::Timeout,
         };
         complete(core, b, Err(err));
-    }
-}
-
-/// Writes one ProduceRequest and settles its batches from the response.
-async fn send(
-    core: Arc<Core>,
-    conn: Arc<Connection>,
-    permit: OwnedSemaphorePermit,
-    taken: Vec<InFlight>,
-) {
-    let request = protocol::produce_request(
-        core.config.acks,
-        broker_timeout_ms(core.config.request_timeout),
-        taken.iter().map(|f| PartitionBatch {
-            topic: &f.queue.topic_name,
-            partition: f.queue.partition,
-            records: f.records.clone(),
-        }),
-    );
-    core.stats.request_started();
-    let result = conn.request(&request, conn.versions().produce).await;
-    core.stats.request_finished();
-    drop(permit);
-    drop(request);
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(
-                error = %e,
-                generation = conn.generation,
-                batches = taken.len(),
-                "produce request failed"
-            );
-            // Lost connection: the request may or may not have been appended.
-            for f in taken {
-                retry_or_fail(&core, f, None, true, true);
-            }
-            return;
-        }
-    };
-    let endpoints = protocol::produce_node_endpoints(&response);
-    let results = protocol::produce_results(&response);
-    for f in taken {
-        let found = results
-            .iter()
-            .find(|(t, p, _)| *t == &*f.queue.topic && *p == f.queue.partition);
-        match found {
-            Some((_, _, r)) => settle(&core, f, r, &endpoints),
-            // A broker that leaves a partition out of its answer is broken; treat it
-            // like a lost response.
-            None => retry_or_fail(&core, f, None, true, true),
-        }
     }
 }
 
@@ -437,17 +583,12 @@ fn broker_timeout_ms(request_timeout: Duration) -> i32 {
 }
 
 /// Applies one partition's result to its in-flight batch.
-fn settle(
-    core: &Arc<Core>,
-    f: InFlight,
-    r: &PartitionResult,
-    endpoints: &[protocol::NodeEndpoint],
-) {
+fn settle(core: &Arc<Core>, f: InFlight, r: &PartitionResult, endpoints: &[NodeEndpoint]) {
     if r.error_code == 0 {
         let batch = {
             let mut st = f.queue.lock();
             st.in_flight = false;
-            let b = st.batches.pop_front();
+            let b = st.pop_acknowledged();
             schedule(core, &f.queue, &mut st);
             b
         };
