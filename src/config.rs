@@ -464,8 +464,8 @@ fn merge(cli: Cli, file: FileSettings) -> Result<Settings, ConfigError> {
 /// wakes the connection that waits for it; with as many workers as CPUs those wake-ups
 /// park and unpark threads (futex calls, context switches), and the kernel's own network
 /// work (loopback and NIC soft interrupts, charged to whichever thread sends) competes with
-/// them for the same CPUs. Measured on 2 CPUs (docs/benchmarks.md): one worker served 1.4x
-/// the webhook requests per second of two, at 0.75x the CPU per request.
+/// them for the same CPUs. Measured on 2 CPUs (docs/benchmarks.md): one worker served 1.26x
+/// the webhook requests per second of two, at 0.68x the CPU per request.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
