@@ -26,70 +26,35 @@
 //! allocate at least once per 10 requests (per 1000 records in a phase that allocates less
 //! than once per record), grouped by the first frame in our code.
 //!
-//! Measured 2026-11-29 at e0c0a83 (allocator calls per request; a `realloc` counts):
-//! `http` 3, `webhook_to_producer` 5 (Basic auth 7), `producer_send` 16, `app` 25
-//! (http 4, api 5, kafka 16; Basic auth also 25). The sites, for the owners:
-//! - http: `connection.rs:107` drops the read buffer whenever it is empty ("idle: give the
-//!   memory back"), which for a client that waits for each answer is after every
-//!   request, so `reserve`
-//!   (`connection.rs:327`) allocates 8 KiB again and the head's `split_to`
-//!   (`connection.rs:175`) promotes the fresh buffer to shared storage: 2;
-//!   `parse_head`'s `Vec<Header>` (`head.rs:196`): 1; `Response::json`'s
-//!   `Bytes::from(Vec)` with len != capacity allocates a shared header (`response.rs:32`): 1.
-//! - api: `redacted_target` (`api/mod.rs:194`) allocates and then grows (REDACTED is longer
-//!   than the values it hides) when the query has user/pass: 2; `metadata_response`
-//!   (`render.rs:10`) reserves `64 + topic` but real offsets and timestamps need more: 2;
-//!   `record_headers`' `Vec` (`webhook.rs:76`): 1; Basic auth: `parse_basic`'s decode
-//!   buffer and password copy (`auth.rs:217`, `:220`): 2 (twice that when the body is
-//!   not all in the buffer with the head, chunked or large, and `before_body` also runs
-//!   the check).
-//! - kafka, with one record per batch (sequential requests): the batch buffer, its
-//!   `Bytes`, the waiter's oneshot and list, the in-flight and queue entries, the request
-//!   `Vec`s and frame, the per-request oneshot, the read buffer, the decoded response and
-//!   its results, the spawned send task.
+//! Measured 2026-11-29 (allocator calls per request or record; a `realloc` counts):
 //!
-//! After 44a932b ("fewer allocations per request": lazy log redaction, exactly sized metadata
-//! body, Basic credentials decoded on the stack, and `Producer::send` collecting its one
-//! receiver without a `Vec`): `app` 21, `app_basic_auth` 23, `producer_send` 16 (each
-//! request its own batch here; under load a batch and its request are shared by many
-//! records). `webhook_to_producer*` still mirrors the older handler code.
+//! | phase | before this work (b9d4c24) | now |
+//! |---|---|---|
+//! | `http`, `http_pipelined`, `http_concurrent` | 3, -, - | 0, 0, 0 |
+//! | `webhook_to_producer` (Basic auth) | 5 (7) | 0 (0) |
+//! | `producer_send` (one record per ProduceRequest) | 16 | 2 |
+//! | `producer_send_concurrent_64` / `_256` | 1.34 / 1.10 | 0.047 / 0.020 |
+//! | `app` (Basic auth), one request at a time | 21 (23) | 2 (2) |
 //!
-//! Measured 2026-11-29 at b9d4c24 (before perf-http): `http` 3, `webhook_to_producer` 5
-//! (Basic auth 7), `producer_send` 16, `app` 21 (http 3, api 2, kafka 16; Basic auth 23).
-//! After fca9a98 (perf-http: read buffer kept while busy and reclaimed with
-//! `try_reclaim`, one reused `Request` and header vector per connection, small bodies
-//! inline in `Response`, `metadata_response` inline): `http` 0, `http_pipelined` 0,
-//! `http_concurrent` 0, `webhook_to_producer` 1 (Basic auth 3), `producer_send` 16, `app`
-//! 17 (http 0, api 1, kafka 16; Basic auth 19, api 3). What is left outside kafka:
-//! `record_headers`' `Vec` (`webhook.rs`): 1; Basic auth: `parse_basic`'s two allocations
-//! (`auth.rs:234`): 2. The HTTP layer's remaining allocations are per connection (the
-//! task, the socket registration, the first read buffer, header vector and write buffer),
-//! not per request.
+//! `tests/allocations.rs` counts the whole product under load (64 keep-alive clients):
+//! about 0.3 per request, and fails above 2.
 //!
-//! Kafka, measured 2026-11-29 on branch perf-kafka (allocator calls per record):
-//! - before (6c2bcac): `producer_send` 16, `producer_send_concurrent_64` 1.34, `_256` 1.10
-//!   (about one oneshot per record, plus each batch's and request's own);
-//! - after (ecd7c57 and the batch size hint after it): `producer_send` 0,
-//!   `producer_send_concurrent_64` 0.016, `_256` 0.008; `app` 5 (http 3, api 2, kafka 0),
-//!   `app_basic_auth` 7. A batch's callers share one completion; an acknowledged batch
-//!   leaves its completion (reused once no caller holds it) and buffer (up to 16 KiB) to
-//!   its partition's next batch; the sender owns its connection and reuses its write and
-//!   read buffers and lists, writing and reading Produce by hand (no message structs, no
-//!   task, oneshot or map entry per request). What is left, once per batch: a new
-//!   completion while the previous batch's callers still hold theirs
-//!   (`accumulator.rs`, `Completion::reuse`: the 0.016 at 64), and a new buffer for a
-//!   batch over 16 KiB (`BatchBuilder::with_buffer`, sized like the last batch: most of
-//!   the 0.008 at 256). One `write` and one `read` per ProduceRequest.
-//! - with Produce back on kafka-protocol (201f8fe; the design keeps the wire format in
-//!   the crate): `producer_send` 3, `producer_send_concurrent_64` 0.062, `_256` 0.020;
-//!   `app` 8 (http 3, api 2, kafka 3), `app_basic_auth` 10. Still nothing per record; per
-//!   ProduceRequest, shared by its records: a copy of each batch's records into the
-//!   request (`Bytes::copy_from_slice` in `sender::write_produce_request`; the batch keeps
-//!   its buffer for the next one), and the decoded response's topic and partition lists
-//!   (`decode_response`, 2 for one topic). The request message and its lists are reused
-//!   (`ProduceRequestBuilder`), the frame is encoded into the connection's write buffer,
-//!   and the response is decoded from a slice of its read buffer without a copy. At 64:
-//!   decode 0.03, completions 0.02, batch copies 0.02.
+//! What was done: the HTTP layer keeps a connection's read buffer while it is busy
+//! (reclaimed with `try_reclaim` once the request's views are dropped; given back after
+//! `READ_BUF_RELEASE` idle), reuses one `Request` and header vector per connection, and
+//! keeps small response bodies inline in `Response`; the API decodes Basic credentials on
+//! the stack and keeps record headers inline (`RecordHeaders`, a `SmallVec`); the producer
+//! shares one completion per batch among its callers (no oneshot per record), hands an
+//! acknowledged batch's completion and buffer (up to 16 KiB, kept in `bytes`' shared form
+//! so freezing and taking it back allocate nothing) to the partition's next batch, and
+//! gives each broker connection one task that reuses its write and read buffers and its
+//! `ProduceRequestBuilder` (no task, oneshot or map entry per request).
+//!
+//! What is left: per ProduceRequest, the two lists kafka-protocol allocates when it
+//! decodes the ProduceResponse (topics, partitions), shared by all records of the
+//! request; per batch, a new completion while the previous batch's callers still hold
+//! theirs, and a new buffer for a batch over 16 KiB. Per connection (not per request): the
+//! task, the socket registration, the first read buffer, header vector and write buffer.
 
 use bytes::Bytes;
 use kafka_webhook::kafka::{Producer, Record};

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use super::idempotence::{self, SequenceState};
@@ -106,6 +106,14 @@ impl Completion {
     }
 }
 
+/// Freezes a batch buffer in `bytes`' shared representation. A buffer frozen straight
+/// from its plain (vector) form gets a fresh shared header at every freeze and loses it
+/// again when taken back with `try_into_mut`; one split moves it to the shared form for
+/// good, so the freeze / take-back cycle of a reused buffer allocates nothing.
+fn shared(mut buffer: BytesMut) -> Bytes {
+    buffer.split().freeze()
+}
+
 /// The largest batch buffer a partition keeps for its next batch. Bigger ones (batches
 /// under heavy load) are freed: one allocation per large batch is cheap per record, and
 /// an idle partition should not hold much memory.
@@ -113,8 +121,10 @@ pub const SPARE_BUFFER_MAX: usize = 16 * 1024;
 
 enum Body {
     Open(BatchBuilder),
-    /// Finished once, then resent byte for byte on every retry (same sequence).
-    Encoded(BytesMut),
+    /// Finished once, then resent byte for byte on every retry (same sequence). Shared
+    /// with the ProduceRequest that carries it (no copy); once the broker acknowledged it
+    /// nobody else holds it and its memory goes to the partition's next batch.
+    Encoded(Bytes),
 }
 
 /// One batch of one partition.
@@ -198,11 +208,11 @@ impl Batch {
         producer: ProducerIdentity,
     ) -> Result<usize, EncodeError> {
         self.accepting = false;
-        let body = std::mem::replace(&mut self.body, Body::Encoded(BytesMut::new()));
+        let body = std::mem::replace(&mut self.body, Body::Encoded(Bytes::new()));
         let bytes = match body {
             Body::Encoded(bytes) => bytes,
             Body::Open(builder) => {
-                let bytes = builder.finish_mut(compression, producer)?;
+                let bytes = shared(builder.finish_mut(compression, producer)?);
                 self.stamp = producer;
                 bytes
             }
@@ -218,11 +228,25 @@ impl Batch {
         let Body::Encoded(bytes) = &mut self.body else {
             return false;
         };
-        if !idempotence::restamp(bytes, stamp) {
-            return false;
+        // Rare (a producer id reset): write in place when nobody else holds the bytes,
+        // else on a copy.
+        let mut owned = std::mem::take(bytes)
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let stamped = idempotence::restamp(&mut owned, stamp);
+        *bytes = shared(owned);
+        if stamped {
+            self.stamp = stamp;
         }
-        self.stamp = stamp;
-        true
+        stamped
+    }
+
+    /// The encoded batch as shared bytes (no copy), for the ProduceRequest.
+    pub fn encoded_bytes(&self) -> Option<Bytes> {
+        match &self.body {
+            Body::Encoded(bytes) => Some(bytes.clone()),
+            Body::Open(_) => None,
+        }
     }
 
     /// Tells every waiter how the batch ended.
@@ -340,8 +364,12 @@ impl QueueState {
         self.spare.done = Some(batch.done.clone());
         self.spare.last_size = batch.size_bytes();
         if let Body::Encoded(bytes) = &mut batch.body {
-            if bytes.capacity() <= SPARE_BUFFER_MAX {
-                self.spare.buffer = Some(std::mem::take(bytes));
+            // Ours again once the request that carried it is gone (it is: the frame was
+            // encoded, and written, before the response came).
+            if let Ok(buffer) = std::mem::take(bytes).try_into_mut() {
+                if buffer.capacity() <= SPARE_BUFFER_MAX {
+                    self.spare.buffer = Some(buffer);
+                }
             }
         }
         Some(batch)

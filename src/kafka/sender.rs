@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::ProduceRequest;
 use tokio::sync::{watch, Notify};
 
@@ -362,9 +362,10 @@ impl Work {
     }
 }
 
-/// Encodes `taken` as one ProduceRequest into `buf`, copying each batch from its queue,
-/// where it sits at the front, in flight, untouched by anyone else. The copy lets the
-/// batch keep its buffer for its partition's next batch.
+/// Encodes `taken` as one ProduceRequest into `buf`, taking each batch (shared, not
+/// copied) from its queue, where it sits at the front, in flight, untouched by anyone
+/// else. The request lets go of the batches once encoded, so an acknowledged batch's
+/// buffer can serve its partition's next batch.
 fn write_produce_request(
     buf: &mut BytesMut,
     request: &mut ProduceRequestBuilder,
@@ -374,10 +375,7 @@ fn write_produce_request(
     for f in taken {
         let records = {
             let st = f.queue.lock();
-            st.batches
-                .front()
-                .and_then(Batch::encoded)
-                .map(Bytes::copy_from_slice)
+            st.batches.front().and_then(Batch::encoded_bytes)
         };
         let Some(records) = records else {
             request.clear();
