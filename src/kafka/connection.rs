@@ -298,7 +298,6 @@ impl Connection {
 mod tests {
     use super::*;
     use bytes::BufMut;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, MetadataRequest, ResponseHeader};
     use kafka_protocol::protocol::{Encodable, HeaderVersion};
     use std::net::SocketAddr;
@@ -333,16 +332,7 @@ mod tests {
             let (mut socket, _) = listener.accept().await.unwrap();
             let id = read_request(&mut socket).await;
             let keys = [(ApiKey::Produce, 3, 12), (ApiKey::Metadata, 4, 12)];
-            let versions = ApiVersionsResponse::default().with_api_keys(
-                keys.iter()
-                    .map(|&(k, min, max)| {
-                        ApiVersion::default()
-                            .with_api_key(k as i16)
-                            .with_min_version(min)
-                            .with_max_version(max)
-                    })
-                    .collect(),
-            );
+            let versions = crate::kafka::protocol::tests::api_versions(&keys);
             let mut body = BytesMut::new();
             let v = protocol::API_VERSIONS_VERSION;
             ResponseHeader::default()

@@ -349,7 +349,7 @@ pub fn produce_node_endpoints(response: &ProduceResponse) -> Vec<NodeEndpoint> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::produce_response::{
@@ -463,7 +463,8 @@ mod tests {
         assert!(builder.request.topic_data.is_empty());
     }
 
-    fn api_versions(keys: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
+    /// An ApiVersions answer offering `(key, min, max)` (also used by the connection tests).
+    pub(crate) fn api_versions(keys: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
         ApiVersionsResponse::default().with_api_keys(
             keys.iter()
                 .map(|&(k, min, max)| {
