@@ -222,7 +222,7 @@ async fn paused_broker_gives_timeouts_then_recovers() {
         .await
         .expect("before pause");
 
-    kafka.run(&["pause"]);
+    kafka.pause();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (p, topic) = (p.clone(), topic.clone());

@@ -85,6 +85,35 @@ impl PrivateKafka {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// SIGSTOPs the broker and waits until the kernel shows every one of its threads
+    /// stopped, so that nothing sent afterwards can be served before the pause holds.
+    pub fn pause(&self) {
+        let pid = self.run(&["pid"]);
+        self.run(&["pause"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let states: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|tasks| {
+                    tasks
+                        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+                        // The state follows the parenthesised command name.
+                        .filter_map(|stat| {
+                            Some(stat.rsplit_once(") ")?.1.chars().next()?.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !states.is_empty() && states.iter().all(|s| s == "T" || s == "t") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker pid {pid} not stopped 5 s after SIGSTOP: thread states {states:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// The broker's data directory (for Kafka's own log dump tool).
     pub fn data_dir(&self) -> PathBuf {
         repo_root().join(format!(".kafka/single-{}/data", self.port))
