@@ -196,6 +196,17 @@ pub mod support {
 
     /// Serves `handler` on a loopback port from a current-thread runtime on its own thread.
     pub fn serve<H: Handler>(handler: Arc<H>) -> SocketAddr {
+        serve_built(|| async move { handler })
+    }
+
+    /// Like `serve`, for a handler that must be built on the server's runtime (one that
+    /// holds a producer and its background tasks).
+    fn serve_built<H, F, Fut>(build: F) -> SocketAddr
+    where
+        H: Handler,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Arc<H>>,
+    {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -203,6 +214,7 @@ pub mod support {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
+                let handler = build().await;
                 let listener = http::bind(([127, 0, 0, 1], 0).into(), 128).expect("bind");
                 tx.send(listener.local_addr().expect("addr"))
                     .expect("send addr");
@@ -313,31 +325,17 @@ pub mod support {
     /// is set.
     pub fn app_from_env() -> Option<SocketAddr> {
         let config = kafka_config()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let producer = Producer::connect(config).await.expect("connect to Kafka");
-                let app = Arc::new(App {
-                    producer: Arc::new(producer),
-                    credentials: arc_swap::ArcSwap::from_pointee(
-                        Credentials::parse(CREDENTIALS).expect("credentials"),
-                    ),
-                    excluded_headers: excluded_headers(&[], &[]),
-                    max_records_per_request: 1000,
-                    metrics: Arc::new(Metrics::default()),
-                });
-                let listener = http::bind(([127, 0, 0, 1], 0).into(), 128).expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let (_keep, shutdown) = tokio::sync::watch::channel(false);
-                let stats = Arc::new(ServerStats::default());
-                let _ = http::serve(listener, app, Limits::default(), stats, shutdown).await;
-            });
-        });
-        Some(rx.recv().expect("server address"))
+        Some(serve_built(|| async move {
+            let producer = Producer::connect(config).await.expect("connect to Kafka");
+            Arc::new(App {
+                producer: Arc::new(producer),
+                credentials: arc_swap::ArcSwap::from_pointee(
+                    Credentials::parse(CREDENTIALS).expect("credentials"),
+                ),
+                excluded_headers: excluded_headers(&[], &[]),
+                max_records_per_request: 1000,
+                metrics: Arc::new(Metrics::default()),
+            })
+        }))
     }
 }
