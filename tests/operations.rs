@@ -182,6 +182,24 @@ async fn admin_health_readiness_and_metrics() {
     ] {
         assert!(text.contains(&needle), "metrics lack {needle}:\n{text}");
     }
+    // Every ProduceRequest sent was answered, and each answer is in the round-trip histogram.
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("metrics lack {name}:\n{text}"))
+    };
+    let sent = value("kafka_webhook_producer_requests_sent_total");
+    assert!(sent >= 1.0, "no ProduceRequest counted:\n{text}");
+    assert_eq!(
+        value("kafka_webhook_producer_request_duration_seconds_count"),
+        sent
+    );
+    assert_eq!(
+        value("kafka_webhook_producer_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        sent
+    );
+    assert!(text.contains("kafka_webhook_producer_request_duration_seconds_bucket{le=\"0.00025\"}"));
+    assert!(text.contains("kafka_webhook_producer_request_duration_seconds_bucket{le=\"0.1\"}"));
 }
 
 #[tokio::test]

@@ -280,24 +280,46 @@ def cmd_wrk(a):
     return 0 if passed else 3
 
 
-def server_latency(before, after):
-    """The proxy's own view of a run, from its request-duration histogram (first byte of a
-    request to its response): the bucket bound its p50 and p99 fall under, and the share of
-    requests answered within 5 ms. Coarse (bucket bounds) but free of the load generator's
-    own queueing."""
+def hist_delta(before, after):
+    """Cumulative (bound in s, count) pairs of a Prometheus histogram over a run, from two
+    "le=count,..." snapshots; None when either is missing or nothing was counted."""
     if not before or not after:
         return None
     parse = lambda t: {k: int(v) for k, v in (kv.split("=") for kv in t.split(",") if "=" in kv)}
     b, e = parse(before), parse(after)
     counts = sorted(((float("inf") if k == "+Inf" else float(k)), e[k] - b.get(k, 0)) for k in e)
-    total = counts[-1][1] if counts else 0
-    if total <= 0:
+    return counts if counts and counts[-1][1] > 0 else None
+
+
+def hist_bound(counts, q):
+    """The bucket bound (ms) that the q quantile falls under."""
+    total = counts[-1][1]
+    return next((le for le, c in counts if c >= q * total), float("inf")) * 1000
+
+
+def server_latency(before, after):
+    """The proxy's own view of a run, from its request-duration histogram (first byte of a
+    request to its response): the bucket bound its p50 and p99 fall under, and the share of
+    requests answered within 5 ms. Coarse (bucket bounds) but free of the load generator's
+    own queueing."""
+    counts = hist_delta(before, after)
+    if counts is None:
         return None
-    bound = lambda q: next((le for le, c in counts if c >= q * total), float("inf"))
+    total = counts[-1][1]
     within5 = next((c for le, c in counts if abs(le - 0.005) < 1e-9), None)
-    return {"server_requests": total, "server_p50_le_ms": bound(0.5) * 1000,
-            "server_p99_le_ms": bound(0.99) * 1000,
+    return {"server_requests": total, "server_p50_le_ms": hist_bound(counts, 0.5),
+            "server_p99_le_ms": hist_bound(counts, 0.99),
             "server_within_5ms": (within5 / total) if within5 is not None else None}
+
+
+def broker_round_trip(before, after):
+    """The ProduceRequest round trips of a run, from the proxy's histogram (request queued on
+    the broker connection to its answer read): p50 and p99 bucket bounds."""
+    counts = hist_delta(before, after)
+    if counts is None:
+        return None
+    return {"rtt_requests": counts[-1][1], "rtt_p50_le_ms": hist_bound(counts, 0.5),
+            "rtt_p99_le_ms": hist_bound(counts, 0.99)}
 
 
 def cmd_oha(a):
@@ -325,6 +347,9 @@ def cmd_oha(a):
     server = server_latency(a.server_hist_before, a.server_hist_after)
     if server:
         rec.update(server)
+    rtt = broker_round_trip(a.rtt_hist_before, a.rtt_hist_after)
+    if rtt:
+        rec.update(rtt)
     passed = kafka_check(rec, ok, 0, a.kafka_before, a.kafka_after)
     append(a.results, rec)
     print(f"  {a.name}: {rec['rps']:.0f} req/s at target {a.rate or 'closed loop'}/s ({ok} 2xx, {non2xx} non-2xx, "
@@ -513,11 +538,13 @@ def cmd_report(a):
         w("*proxy p50/p99 <=* and *proxy <= 5 ms* come from the proxy's own request-duration "
           "histogram over the run (first byte of a request to its response; bucket bounds), "
           "next to what oha measured from each request's scheduled send time, which also holds "
-          "the time oha itself fell behind its schedule.\n")
+          "the time oha itself fell behind its schedule. *Kafka round trip p50/p99 <=* come from "
+          "the proxy's ProduceRequest histogram (request queued on the broker connection to its "
+          "answer read).\n")
         w("| target | body | conns | target rate | achieved req/s | 2xx | non-2xx | errors | "
           "p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | proxy p50 <= ms | proxy p99 <= ms | proxy <= 5 ms | "
-          "CPU us/req | other load (cores) | Kafka check |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "Kafka round trip p50 / p99 <= ms | CPU us/req | other load (cores) | Kafka check |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in fixed:
             rate = f"{fmt(r['rate'])}/s" if r.get("rate") else "closed loop"
             body = "- (GET /healthz)" if r["mode"] == "healthz" else f"{r['size']} B"
@@ -526,6 +553,7 @@ def cmd_report(a):
               f"{fmt(r['p99_ms'], 2)} | {fmt(r['p99_9_ms'], 2)} | {fmt(r['max_ms'], 1)} | "
               f"{fmt(r.get('server_p50_le_ms'), 1)} | {fmt(r.get('server_p99_le_ms'), 1)} | "
               f"{pct(r.get('server_within_5ms'))} | "
+              f"{fmt(r.get('rtt_p50_le_ms'), 2)} / {fmt(r.get('rtt_p99_le_ms'), 2)} | "
               f"{fmt(r.get('cpu_us_per_req'), 1)} | {fmt(r.get('foreign_cores'), 2)}{attempts(r)} | {r['kafka_check']} |")
         w("")
 
@@ -709,6 +737,8 @@ def main():
     s.add_argument("--t-start", type=float, default=0)
     s.add_argument("--server-hist-before")
     s.add_argument("--server-hist-after")
+    s.add_argument("--rtt-hist-before")
+    s.add_argument("--rtt-hist-after")
     s = sub.add_parser("perf"); common(s)
     s.add_argument("--out", required=True)
     s.add_argument("--variant", default="default")

@@ -175,24 +175,21 @@ impl Admin {
             "ProduceRequests waiting for a broker answer.",
             s.in_flight_requests,
         );
-        let name = "kafka_webhook_producer_batch_records";
-        let _ = writeln!(
+        histogram(
             out,
-            "# HELP {name} Records per sent batch.\n# TYPE {name} histogram"
+            "kafka_webhook_producer_batch_records",
+            "Records per sent batch.",
+            &s.batch_records_buckets,
+            1.0,
+            s.batch_records_sum,
         );
-        let mut count = 0;
-        for (bound, c) in &s.batch_records_buckets {
-            count = *c;
-            if *bound == u64::MAX {
-                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
-            } else {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {c}");
-            }
-        }
-        let _ = writeln!(
+        histogram(
             out,
-            "{name}_sum {}\n{name}_count {count}",
-            s.batch_records_sum
+            "kafka_webhook_producer_request_duration_seconds",
+            "ProduceRequest round trips, from queued on the broker connection to answer read.",
+            &s.request_latency_buckets,
+            1e6,
+            s.request_latency_sum_us,
         );
         let name = "kafka_webhook_broker_errors_total";
         let _ = writeln!(
@@ -203,6 +200,38 @@ impl Admin {
             let _ = writeln!(out, "{name}{{code=\"{code}\",error=\"{error}\"}} {n}");
         }
     }
+}
+
+/// A Prometheus histogram from cumulative `(bound, count)` pairs (+Inf as `u64::MAX`),
+/// bounds and sum divided by `per_unit` (1e6 turns microseconds into seconds; a division
+/// so that bounds print as written, 0.1 rather than 0.09999999999999999).
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    buckets: &[(u64, u64)],
+    per_unit: f64,
+    sum: u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut count = 0;
+    for &(bound, c) in buckets {
+        count = c;
+        if bound == u64::MAX {
+            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {c}",
+                bound as f64 / per_unit
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{name}_sum {}\n{name}_count {count}",
+        sum as f64 / per_unit
+    );
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {

@@ -136,6 +136,7 @@ pub struct InFlight {
 /// A ProduceRequest queued or written, and not yet answered.
 struct Outstanding {
     correlation_id: i32,
+    queued: Instant,
     /// Past this, the connection is given up (`request_timeout`).
     deadline: Instant,
     batches: Vec<InFlight>,
@@ -294,9 +295,11 @@ impl Work {
         match written {
             Ok(correlation_id) => {
                 core.stats.request_started();
+                let queued = Instant::now();
                 self.outstanding.push_back(Outstanding {
                     correlation_id,
-                    deadline: Instant::now() + conn.request_timeout(),
+                    queued,
+                    deadline: queued + conn.request_timeout(),
                     batches: taken,
                 });
             }
@@ -333,6 +336,7 @@ impl Work {
                 continue;
             };
             core.stats.request_finished();
+            core.stats.request_answered(request.queued.elapsed());
             let endpoints = protocol::produce_node_endpoints(&response);
             let mut batches = request.batches;
             for f in batches.drain(..) {

@@ -6,12 +6,20 @@
 //! unbounded.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use super::error::error_name;
 
 /// Upper bounds (inclusive) of the batch-size histogram, in records per batch; the
 /// last bucket is "+Inf". Powers of about 2.5 cover 1 to 10k in few buckets.
 pub const BATCH_RECORDS_BUCKETS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 10_000];
+
+/// Upper bounds (inclusive) of the request-latency histogram, in microseconds: from a
+/// loopback round trip to the request timeout. The last bucket is "+Inf".
+pub const REQUEST_LATENCY_BUCKETS_US: [u64; 14] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000,
+];
 
 /// Error codes up to this value get their own counter; higher ones share the last.
 const ERROR_CODE_SLOTS: usize = 128;
@@ -26,6 +34,8 @@ pub struct ProducerStats {
     retries: AtomicU64,
     batch_records: [AtomicU64; BATCH_RECORDS_BUCKETS.len() + 1],
     batch_records_sum: AtomicU64,
+    request_latency: [AtomicU64; REQUEST_LATENCY_BUCKETS_US.len() + 1],
+    request_latency_sum_us: AtomicU64,
     buffered_bytes: AtomicI64,
     in_flight_requests: AtomicI64,
     connections_opened: AtomicU64,
@@ -52,6 +62,10 @@ pub struct StatsSnapshot {
     /// Prometheus wants; the last entry has bound `u64::MAX` (+Inf).
     pub batch_records_buckets: Vec<(u64, u64)>,
     pub batch_records_sum: u64,
+    /// Histogram of ProduceRequest round trips (queued on the connection to answer
+    /// read) in microseconds, cumulative like `batch_records_buckets`.
+    pub request_latency_buckets: Vec<(u64, u64)>,
+    pub request_latency_sum_us: u64,
     /// Bytes waiting for Kafka (charged against `buffer_memory`).
     pub buffered_bytes: i64,
     pub in_flight_requests: i64,
@@ -74,6 +88,8 @@ impl Default for ProducerStats {
             retries: AtomicU64::new(0),
             batch_records: std::array::from_fn(|_| AtomicU64::new(0)),
             batch_records_sum: AtomicU64::new(0),
+            request_latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            request_latency_sum_us: AtomicU64::new(0),
             buffered_bytes: AtomicI64::new(0),
             in_flight_requests: AtomicI64::new(0),
             connections_opened: AtomicU64::new(0),
@@ -86,15 +102,6 @@ impl Default for ProducerStats {
 
 impl ProducerStats {
     pub fn snapshot(&self) -> StatsSnapshot {
-        let mut cumulative = 0;
-        let bounds = BATCH_RECORDS_BUCKETS.iter().copied().chain([u64::MAX]);
-        let batch_records_buckets = bounds
-            .zip(&self.batch_records)
-            .map(|(bound, n)| {
-                cumulative += n.load(Relaxed);
-                (bound, cumulative)
-            })
-            .collect();
         let broker_errors = self
             .broker_errors
             .iter()
@@ -112,8 +119,10 @@ impl ProducerStats {
             batches_sent: self.batches_sent.load(Relaxed),
             requests_sent: self.requests_sent.load(Relaxed),
             retries: self.retries.load(Relaxed),
-            batch_records_buckets,
+            batch_records_buckets: cumulative(&BATCH_RECORDS_BUCKETS, &self.batch_records),
             batch_records_sum: self.batch_records_sum.load(Relaxed),
+            request_latency_buckets: cumulative(&REQUEST_LATENCY_BUCKETS_US, &self.request_latency),
+            request_latency_sum_us: self.request_latency_sum_us.load(Relaxed),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
             in_flight_requests: self.in_flight_requests.load(Relaxed),
             connections_opened: self.connections_opened.load(Relaxed),
@@ -142,12 +151,15 @@ impl ProducerStats {
             self.retries.fetch_add(1, Relaxed);
             return;
         }
-        let bucket = BATCH_RECORDS_BUCKETS
-            .iter()
-            .position(|&b| records <= b)
-            .unwrap_or(BATCH_RECORDS_BUCKETS.len());
-        self.batch_records[bucket].fetch_add(1, Relaxed);
+        self.batch_records[bucket(&BATCH_RECORDS_BUCKETS, records)].fetch_add(1, Relaxed);
         self.batch_records_sum.fetch_add(records, Relaxed);
+    }
+
+    /// A ProduceRequest was answered `round_trip` after it was queued on its connection.
+    pub(crate) fn request_answered(&self, round_trip: Duration) {
+        let us = u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX);
+        self.request_latency[bucket(&REQUEST_LATENCY_BUCKETS_US, us)].fetch_add(1, Relaxed);
+        self.request_latency_sum_us.fetch_add(us, Relaxed);
     }
 
     pub(crate) fn request_started(&self) {
@@ -190,6 +202,26 @@ impl ProducerStats {
     }
 }
 
+/// The index of the first bucket whose bound `v` does not exceed; `bounds.len()` for +Inf.
+fn bucket(bounds: &[u64], v: u64) -> usize {
+    bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
+}
+
+/// Per-bucket counts as cumulative `(bound, count)` pairs, +Inf as `u64::MAX`.
+fn cumulative(bounds: &[u64], counts: &[AtomicU64]) -> Vec<(u64, u64)> {
+    let mut total = 0;
+    bounds
+        .iter()
+        .copied()
+        .chain([u64::MAX])
+        .zip(counts)
+        .map(|(bound, n)| {
+            total += n.load(Relaxed);
+            (bound, total)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +240,19 @@ mod tests {
         assert_eq!(snap.batches_sent, 4);
         assert_eq!(snap.retries, 1);
         assert_eq!(snap.batch_records_sum, 20_004);
+    }
+
+    #[test]
+    fn request_latency_is_bucketed_in_microseconds() {
+        let s = ProducerStats::default();
+        s.request_answered(Duration::from_micros(250));
+        s.request_answered(Duration::from_micros(251));
+        s.request_answered(Duration::from_secs(60));
+        let snap = s.snapshot();
+        assert_eq!(snap.request_latency_buckets[0], (250, 1));
+        assert_eq!(snap.request_latency_buckets[1], (500, 2));
+        assert_eq!(snap.request_latency_buckets.last(), Some(&(u64::MAX, 3)));
+        assert_eq!(snap.request_latency_sum_us, 60_000_501);
     }
 
     #[test]
