@@ -6,6 +6,7 @@
 use kafka_webhook::api::query::{percent_decode, Params};
 use libfuzzer_sys::fuzz_target;
 use std::borrow::Cow;
+use std::fmt::Write;
 
 fuzz_target!(|data: &[u8]| {
     let _ = Params::parse(data);
@@ -19,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let encoded: String = data.iter().map(|b| format!("%{b:02X}")).collect();
+    // One buffer for the whole encoding (a String per byte made this target ten times slower).
+    let mut encoded = String::with_capacity(data.len() * 3);
+    for b in data {
+        let _ = write!(encoded, "%{b:02X}");
+    }
     let decoded = percent_decode(encoded.as_bytes(), true).expect("well-formed escapes");
     assert_eq!(&*decoded, data, "percent-encoding round trip");
 });
