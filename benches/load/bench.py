@@ -322,24 +322,38 @@ def broker_round_trip(before, after):
             "rtt_p99_le_ms": hist_bound(counts, 0.99)}
 
 
-def cmd_oha(a):
-    with open(a.json_out) as f:
+def read_fixed(client, path):
+    """One fixed-rate run's client output as {ok, non2xx, errors, unanswered, rps, p50_ms..max_ms,
+    seconds, extra}: oha's JSON, or pacer's one-line JSON."""
+    with open(path) as f:
         o = json.load(f)
+    if client == "pacer":
+        keys = ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")
+        return dict({k: o[k] for k in keys}, ok=o["ok"], non2xx=o["non2xx"], errors=o["errors"],
+                    unanswered=o["unanswered"], rps=o["rps"], seconds=o["duration_s"],
+                    extra={"pacer_lag_p99_ms": o["pacer_lag_p99_ms"],
+                           "pacer_lag_max_ms": o["pacer_lag_max_ms"], "sent": o["sent"]})
     s = o["summary"]
     dist = o.get("statusCodeDistribution", {})
-    ok = sum(v for k, v in dist.items() if k.startswith("2"))
-    non2xx = sum(v for k, v in dist.items() if not k.startswith("2"))
-    errors = sum(o.get("errorDistribution", {}).values())
     pct = o.get("latencyPercentiles", {})
-    rec = {"name": a.name, "tool": "oha", "target": a.target, "mode": a.mode, "size": a.size,
+    return {"ok": sum(v for k, v in dist.items() if k.startswith("2")),
+            "non2xx": sum(v for k, v in dist.items() if not k.startswith("2")),
+            "errors": sum(o.get("errorDistribution", {}).values()), "unanswered": 0,
+            "rps": s.get("requestsPerSec"), "seconds": s["total"],
+            "p50_ms": pct["p50"] * 1000, "p90_ms": pct["p90"] * 1000, "p99_ms": pct["p99"] * 1000,
+            "p99_9_ms": pct["p99.9"] * 1000, "max_ms": s["slowest"] * 1000,
+            "extra": {"error_distribution": o.get("errorDistribution", {})}}
+
+
+def cmd_fixed(a):
+    r = read_fixed(a.client, a.json_out)
+    ok = r["ok"]
+    rec = {"name": a.name, "tool": a.client, "target": a.target, "mode": a.mode, "size": a.size,
            "conns": a.conns, "rate": a.rate, "duration": a.duration, "cmd": a.cmd_line,
-           "ok": ok, "non2xx": non2xx, "errors": errors,
-           "rps": s.get("requestsPerSec"),
-           "p50_ms": pct["p50"] * 1000, "p90_ms": pct["p90"] * 1000, "p99_ms": pct["p99"] * 1000,
-           "p99_9_ms": pct["p99.9"] * 1000, "max_ms": s["slowest"] * 1000,
-           "error_distribution": o.get("errorDistribution", {})}
+           "ok": ok, "non2xx": r["non2xx"], "errors": r["errors"], "rps": r["rps"],
+           **{k: r[k] for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")}, **r["extra"]}
     if a.samples:
-        t1 = a.t_start + s["total"]
+        t1 = a.t_start + r["seconds"]
         st = window_stats(a.samples, 0, a.t_start, t1)
         rec["cpu_us_per_req"] = st["cpu_s"] * 1e6 / ok if ok and st["cpu_s"] is not None else None
         rec["rss_max_kb"] = st["rss_max_kb"]
@@ -350,10 +364,10 @@ def cmd_oha(a):
     rtt = broker_round_trip(a.rtt_hist_before, a.rtt_hist_after)
     if rtt:
         rec.update(rtt)
-    passed = kafka_check(rec, ok, 0, a.kafka_before, a.kafka_after)
+    passed = kafka_check(rec, ok, r["unanswered"], a.kafka_before, a.kafka_after)
     append(a.results, rec)
-    print(f"  {a.name}: {rec['rps']:.0f} req/s at target {a.rate or 'closed loop'}/s ({ok} 2xx, {non2xx} non-2xx, "
-          f"{errors} errors), p50 {rec['p50_ms']:.2f} ms, p99 {rec['p99_ms']:.2f} ms, "
+    print(f"  {a.name} ({a.client}): {rec['rps']:.0f} req/s at target {a.rate or 'closed loop'}/s ({ok} 2xx, "
+          f"{r['non2xx']} non-2xx, {r['errors']} errors), p50 {rec['p50_ms']:.2f} ms, p99 {rec['p99_ms']:.2f} ms, "
           f"p99.9 {rec['p99_9_ms']:.2f} ms, Kafka check {rec['kafka_check']}"
           + (f", other load {rec['foreign_cores']:.2f} cores" if rec.get("foreign_cores") is not None else ""))
     return 0 if passed else 3
@@ -532,23 +546,29 @@ def cmd_report(a):
               f"{fmt(r['avg_ms'], 1)} | {fmt(r['p50_ms'], 0)} | {fmt(r['p99_ms'], 0)} |")
         w("")
 
-    fixed = [r for r in R.values() if r.get("tool") == "oha"]
+    fixed = [r for r in R.values() if r.get("tool") in ("oha", "pacer")]
     if fixed:
-        w("## Fixed rate (oha, latency corrected for coordinated omission)\n")
+        w("## Fixed rate (latency free of coordinated omission)\n")
+        w("Two clients: `pacer` (benches/load/pacer: one thread, wrk2's per-connection schedule; "
+          "latency from the scheduled time when the server still held the connection's previous "
+          "request, otherwise from the send) and oha (`-q RATE --latency-correction`: latency from "
+          "the moment its rate timer released the request). Each also runs against the no-op "
+          "`GET /healthz` at the same rate: that row is the floor the client, the kernel and the "
+          "shared CPUs put under the webhook's numbers.\n")
         w("*proxy p50/p99 <=* and *proxy <= 5 ms* come from the proxy's own request-duration "
           "histogram over the run (first byte of a request to its response; bucket bounds), "
           "next to what oha measured from each request's scheduled send time, which also holds "
           "the time oha itself fell behind its schedule. *Kafka round trip p50/p99 <=* come from "
           "the proxy's ProduceRequest histogram (request queued on the broker connection to its "
           "answer read).\n")
-        w("| target | body | conns | target rate | achieved req/s | 2xx | non-2xx | errors | "
+        w("| target | client | body | conns | target rate | achieved req/s | 2xx | non-2xx | errors | "
           "p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | proxy p50 <= ms | proxy p99 <= ms | proxy <= 5 ms | "
           "Kafka round trip p50 / p99 <= ms | CPU us/req | other load (cores) | Kafka check |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in fixed:
             rate = f"{fmt(r['rate'])}/s" if r.get("rate") else "closed loop"
             body = "- (GET /healthz)" if r["mode"] == "healthz" else f"{r['size']} B"
-            w(f"| {r['name']} | {body} | {r['conns']} | {rate} | {fmt(r['rps'])} | "
+            w(f"| {r['name']} | {r['tool']} | {body} | {r['conns']} | {rate} | {fmt(r['rps'])} | "
               f"{r['ok']} | {r['non2xx']} | {r['errors']} | {fmt(r['p50_ms'], 2)} | {fmt(r['p90_ms'], 2)} | "
               f"{fmt(r['p99_ms'], 2)} | {fmt(r['p99_9_ms'], 2)} | {fmt(r['max_ms'], 1)} | "
               f"{fmt(r.get('server_p50_le_ms'), 1)} | {fmt(r.get('server_p99_le_ms'), 1)} | "
@@ -593,7 +613,6 @@ def cmd_report(a):
                key=lambda r: r["payload_mib_s"] or 0, default=None)
     pp16 = max((r for r in R.values() if r.get("tool") == "ProducerPerformance" and r["size"] == 16384),
                key=lambda r: r["payload_mib_s"], default=None)
-    fx = R.get("fixed-100")
     sc = R.get("strace-webhook-100-256")
     rows = []
 
@@ -633,26 +652,29 @@ def cmd_report(a):
            f"{fmt(v * 100 if v else None, 1)} % ({fmt(wh16['payload_mib_s'] if wh16 else None, 1)} / "
            f"{fmt(pp16['payload_mib_s'] if pp16 else None, 1)} MiB/s)",
            ">= 70 %", lambda x: x >= 0.70, lambda x: f"{(0.70 - x) * 100:.1f} points short")
-    v = fx["p50_ms"] if fx else None
-    note = ""
-    if fx and fx["rps"] < 0.97 * fx["rate"]:
-        note = f"(rate not sustained: {fmt(fx['rps'])}/s achieved, the machine was saturated)"
-    target(f"p50 at half peak ({fmt(fx['rate'] if fx else None)}/s fixed rate, 100 B)", v, f"{fmt(v, 2)} ms {note}",
-           "<= 1.5 ms", lambda x: x <= 1.5, lambda x: f"{x - 1.5:.2f} ms over")
-    v = fx["p99_ms"] if fx else None
-    target("p99 at half peak", v, f"{fmt(v, 2)} ms", "<= 5 ms", lambda x: x <= 5, lambda x: f"{x - 5:.2f} ms over")
-    if fx and fx.get("server_within_5ms") is not None:
-        w5 = fx["server_within_5ms"]
-        target("(context) the same run seen by the proxy (first byte to response, its histogram)",
-               w5, f"p99 <= {fmt(fx['server_p99_le_ms'], 1)} ms; {pct(w5)} within 5 ms",
-               ">= 99 % within 5 ms", lambda x: x >= 0.99, lambda x: f"{(0.99 - x) * 100:.2f} points short")
-    fh = R.get("fixed-healthz")
-    if fh:
-        target(f"(context) the same fixed rate against the no-op GET /healthz ({fmt(fh['rate'])}/s, "
-               f"{fh['conns']} conns): oha's and the machine's own floor",
-               fh["p99_ms"], f"p50 {fmt(fh['p50_ms'], 2)} / p99 {fmt(fh['p99_ms'], 2)} ms"
-               + (f"; webhook p99 minus this floor {fmt(fx['p99_ms'] - fh['p99_ms'], 2)} ms" if fx else ""),
-               "p99 <= 5 ms", lambda x: x <= 5, lambda x: f"{x - 5:.2f} ms over with no Kafka work at all")
+    for client, fx, fh in (("pacer", R.get("fixed-100-pacer"), R.get("fixed-healthz-pacer")),
+                           ("oha", R.get("fixed-100"), R.get("fixed-healthz"))):
+        if fx is None:
+            rows.append(f"| p50 / p99 at half peak ({client}) | n/a | p50 <= 1.5 ms, p99 <= 5 ms | **not measured** |")
+            continue
+        note = ""
+        if fx["rps"] < 0.97 * fx["rate"]:
+            note = f"(rate not sustained: {fmt(fx['rps'])}/s achieved, the machine was saturated)"
+        target(f"p50 at half peak ({client}, {fmt(fx['rate'])}/s, {fx['conns']} conns, 100 B)", fx["p50_ms"],
+               f"{fmt(fx['p50_ms'], 2)} ms {note}", "<= 1.5 ms", lambda x: x <= 1.5, lambda x: f"{x - 1.5:.2f} ms over")
+        target(f"p99 at half peak ({client})", fx["p99_ms"], f"{fmt(fx['p99_ms'], 2)} ms", "<= 5 ms",
+               lambda x: x <= 5, lambda x: f"{x - 5:.2f} ms over")
+        if fx.get("server_within_5ms") is not None:
+            w5 = fx["server_within_5ms"]
+            target(f"(context) the {client} run seen by the proxy (first byte to response, its histogram)",
+                   w5, f"p99 <= {fmt(fx['server_p99_le_ms'], 1)} ms; {pct(w5)} within 5 ms; Kafka round "
+                   f"trip p99 <= {fmt(fx.get('rtt_p99_le_ms'), 2)} ms",
+                   ">= 99 % within 5 ms", lambda x: x >= 0.99, lambda x: f"{(0.99 - x) * 100:.2f} points short")
+        if fh:
+            target(f"(context) {client} at the same rate against the no-op GET /healthz: the floor",
+                   fh["p99_ms"], f"p50 {fmt(fh['p50_ms'], 2)} / p99 {fmt(fh['p99_ms'], 2)} ms; webhook p99 "
+                   f"minus this floor {fmt(fx['p99_ms'] - fh['p99_ms'], 2)} ms",
+                   "p99 <= 5 ms", lambda x: x <= 5, lambda x: f"{x - 5:.2f} ms over with no Kafka work at all")
     fo = R.get("fixed-100-ohahalf")
     if fo:
         sustained = fo["rps"] >= 0.97 * fo["rate"]
@@ -730,7 +752,8 @@ def main():
     s.add_argument("--samples")
     s.add_argument("--broker-col", type=int)
     s.add_argument("--t-start", type=float, default=0)
-    s = sub.add_parser("oha"); common(s)
+    s = sub.add_parser("fixed"); common(s)
+    s.add_argument("--client", choices=("oha", "pacer"), required=True)
     s.add_argument("--json-out", required=True)
     s.add_argument("--rate", type=float, default=0)
     s.add_argument("--samples")
@@ -754,7 +777,7 @@ def main():
     s = sub.add_parser("report")
     s.add_argument("results"); s.add_argument("meta")
     a = p.parse_args()
-    fn = {"sample": cmd_sample, "wrk": cmd_wrk, "oha": cmd_oha, "perf": cmd_perf,
+    fn = {"sample": cmd_sample, "wrk": cmd_wrk, "fixed": cmd_fixed, "perf": cmd_perf,
           "strace": cmd_strace, "get": cmd_get, "report": cmd_report, "pick": cmd_pick,
           "quiet": cmd_quiet}[a.sub]
     sys.exit(fn(a))
