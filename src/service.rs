@@ -16,9 +16,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Readiness allows a few missed refreshes before the metadata counts as stale.
-const READY_METADATA_AGE_FACTOR: u32 = 3;
-
 /// Pause between attempts to reach Kafka at start-up.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
 
@@ -83,7 +80,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             producer: producer.clone(),
             metrics,
             server: stats.clone(),
-            max_metadata_age: settings.producer.metadata_refresh * READY_METADATA_AGE_FACTOR,
         });
         let limits = settings.limits.clone();
         let rx = rx.clone();

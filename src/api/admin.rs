@@ -8,14 +8,11 @@ use crate::kafka::Producer;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct Admin {
     pub producer: Arc<Producer>,
     pub metrics: Arc<Metrics>,
     pub server: Arc<ServerStats>,
-    /// Metadata older than this makes /readyz answer 503.
-    pub max_metadata_age: Duration,
 }
 
 pub fn healthz() -> Response {
@@ -24,16 +21,12 @@ pub fn healthz() -> Response {
 
 impl Admin {
     fn readyz(&self) -> Response {
-        match self.producer.metadata_age() {
-            Some(age) if age <= self.max_metadata_age => {
-                Response::json(200, &b"{\"status\":\"ready\"}"[..])
-            }
-            _ => {
-                let mut body = Vec::new();
-                super::error::write_error_json(&mut body, "broker metadata is not fresh", 503);
-                Response::json(503, body)
-            }
+        if self.producer.is_ready() {
+            return Response::json(200, &b"{\"status\":\"ready\"}"[..]);
         }
+        let mut body = Vec::new();
+        super::error::write_error_json(&mut body, "broker metadata is not fresh", 503);
+        Response::json(503, body)
     }
 
     fn metrics(&self) -> Response {

@@ -26,6 +26,10 @@ use super::stats::ProducerStats;
 use super::topics::{choose_partition, validate_topic, TopicQueues};
 use super::{Ack, ProduceError, ProducerConfig, Record};
 
+/// Readiness allows a few missed metadata refreshes before the producer counts as
+/// not ready (the metadata is stale).
+pub const READY_METADATA_AGE_FACTOR: u32 = 3;
+
 /// How long past its delivery deadline a caller waits for the producer's own verdict
 /// on its batch (Unavailable when nothing reached Kafka, Timeout when the outcome is
 /// unknown) before it concludes Timeout by itself.
@@ -287,13 +291,14 @@ impl Producer {
         self.core.metadata.age()
     }
 
-    /// True while the metadata is fresh: refreshed within three refresh intervals, so
-    /// at least one of the last periodic refreshes reached a broker.
+    /// True while the producer takes records and its metadata is fresh: refreshed within
+    /// [`READY_METADATA_AGE_FACTOR`] refresh intervals, so at least one of the last periodic
+    /// refreshes reached a broker. `/readyz` answers with this.
     pub fn is_ready(&self) -> bool {
         !self.core.closed.load(Ordering::Acquire)
-            && self
-                .metadata_age()
-                .is_some_and(|age| age < self.core.config.metadata_refresh * 3)
+            && self.metadata_age().is_some_and(|age| {
+                age <= self.core.config.metadata_refresh * READY_METADATA_AGE_FACTOR
+            })
     }
 
     /// Wait until everything appended so far is acknowledged or failed.
