@@ -19,6 +19,10 @@ use tokio::sync::watch;
 /// Pause between attempts to reach Kafka at start-up.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
 
+/// How often the runtime-lag probe wakes up: often enough to catch stalls of a few ms
+/// several times a second, rarely enough to cost nothing measurable.
+const LAG_PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -75,6 +79,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     });
     let (shutdown, rx) = watch::channel(false);
     tokio::spawn(reload_on_sighup(app.clone(), settings.credentials.clone()));
+    tokio::spawn(probe_runtime_lag(metrics.clone(), rx.clone()));
     if let Some(l) = admin_listener {
         let admin = Arc::new(Admin {
             producer: producer.clone(),
@@ -120,6 +125,19 @@ async fn connect(settings: &Settings) -> Producer {
                 tracing::warn!(error = %e, brokers = ?settings.producer.bootstrap, "cannot reach Kafka yet; retrying");
                 tokio::time::sleep(CONNECT_RETRY).await;
             }
+        }
+    }
+}
+
+/// Measures how late a timer fires on the runtime, every [`LAG_PROBE_INTERVAL`]: while the
+/// runtime's threads wait for a CPU (or a task hogs one), requests wait unread, and that
+/// time is in no request's duration. Resolution is tokio's timer tick, 1 ms.
+async fn probe_runtime_lag(metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let due = tokio::time::Instant::now() + LAG_PROBE_INTERVAL;
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => metrics.runtime_lag(due.elapsed()),
+            _ = shutdown.changed() => return,
         }
     }
 }

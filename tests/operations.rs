@@ -179,6 +179,7 @@ async fn admin_health_readiness_and_metrics() {
         "kafka_webhook_producer_records_acked_total 1".to_string(),
         "kafka_webhook_producer_batch_records_bucket{le=\"1\"} 1".to_string(),
         "kafka_webhook_broker_errors_total".to_string(),
+        "kafka_webhook_runtime_lag_seconds_bucket{le=\"0.005\"}".to_string(),
     ] {
         assert!(text.contains(&needle), "metrics lack {needle}:\n{text}");
     }
@@ -200,6 +201,11 @@ async fn admin_health_readiness_and_metrics() {
     );
     assert!(text.contains("kafka_webhook_producer_request_duration_seconds_bucket{le=\"0.00025\"}"));
     assert!(text.contains("kafka_webhook_producer_request_duration_seconds_bucket{le=\"0.1\"}"));
+    // The runtime-lag probe has been waking up every 10 ms since the proxy started.
+    assert!(
+        value("kafka_webhook_runtime_lag_seconds_count") >= 1.0,
+        "no runtime-lag sample:\n{text}"
+    );
 }
 
 #[tokio::test]

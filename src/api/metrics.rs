@@ -73,8 +73,14 @@ impl<const N: usize> Histogram<N> {
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        // No label set at all rather than an empty `{}`.
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {sum}");
+        let _ = writeln!(out, "{name}_count{labels} {count}");
     }
 }
 
@@ -89,6 +95,7 @@ pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
     latency: [Histogram<14>; ROUTES.len()],
     records_per_request: Histogram<8>,
+    runtime_lag: Histogram<14>,
     by_topic: Mutex<HashMap<String, TopicCounts>>,
     pub in_flight_requests: AtomicI64,
     pub in_flight_bytes: AtomicI64,
@@ -100,6 +107,7 @@ impl Default for Metrics {
             requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS)),
             records_per_request: Histogram::new(&COUNT_BUCKETS),
+            runtime_lag: Histogram::new(&LATENCY_BUCKETS),
             by_topic: Mutex::new(HashMap::new()),
             in_flight_requests: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
@@ -132,6 +140,11 @@ impl Metrics {
     /// Records acknowledged by Kafka for one request (all topics together).
     pub fn request_records(&self, records: u64) {
         self.records_per_request.observe(records as f64);
+    }
+
+    /// How late the runtime-lag probe woke up.
+    pub fn runtime_lag(&self, lag: Duration) {
+        self.runtime_lag.observe(lag.as_secs_f64());
     }
 
     /// Records of one topic acknowledged by Kafka.
@@ -184,6 +197,10 @@ impl Metrics {
         out.push_str("# TYPE kafka_webhook_records_per_request histogram\n");
         self.records_per_request
             .render(out, "kafka_webhook_records_per_request", "");
+        out.push_str("# HELP kafka_webhook_runtime_lag_seconds How late a timer probe fired on the runtime (every 10 ms, 1 ms resolution): time requests wait before the proxy can read them.\n");
+        out.push_str("# TYPE kafka_webhook_runtime_lag_seconds histogram\n");
+        self.runtime_lag
+            .render(out, "kafka_webhook_runtime_lag_seconds", "");
         self.render_topics(out);
         out.push_str("# HELP kafka_webhook_in_flight_requests Requests waiting for Kafka.\n");
         out.push_str("# TYPE kafka_webhook_in_flight_requests gauge\n");
