@@ -156,18 +156,76 @@ struct Report {
     lag_us: Vec<u32>,
 }
 
+/// The run's schedule: when it ends, each connection's period, the connections waiting for
+/// their next scheduled time (earliest first), and what is outstanding.
+struct Schedule<'a> {
+    end: Instant,
+    period: Duration,
+    request: &'a [u8],
+    idle: BinaryHeap<Reverse<(Instant, usize)>>,
+    outstanding: u64,
+    report: Report,
+}
+
+impl Schedule<'_> {
+    /// Writes the request on `c`; its latency starts at `started`.
+    fn send(&mut self, c: &mut Conn, started: Instant) -> io::Result<()> {
+        c.started = Some(started);
+        c.due += self.period;
+        c.unsent = self.request.len();
+        self.report.sent += 1;
+        self.outstanding += 1;
+        write_rest(c, self.request)
+    }
+
+    /// Connection `i` became free at `now`: it sends its next request at once if that is
+    /// already due (the server held it up: latency counts from the scheduled time), or
+    /// waits in the schedule.
+    fn free(&mut self, c: &mut Conn, i: usize, now: Instant) -> io::Result<()> {
+        if c.due >= self.end {
+            return Ok(());
+        }
+        if c.due <= now {
+            let due = c.due;
+            return self.send(c, due);
+        }
+        self.idle.push(Reverse((c.due, i)));
+        Ok(())
+    }
+
+    /// Sends for every free connection whose time has come; latency from the send (the
+    /// lateness is the loop's own and is kept apart).
+    fn send_due(&mut self, conns: &mut [Conn], now: Instant) -> io::Result<()> {
+        while let Some(&Reverse((due, i))) = self.idle.peek() {
+            if due > now {
+                break;
+            }
+            self.idle.pop();
+            self.report.lag_us.push(micros(now - due));
+            self.send(&mut conns[i], now)?;
+        }
+        Ok(())
+    }
+}
+
 fn run(args: &Args) -> io::Result<Report> {
     let mut poll = Poll::new()?;
     let period = Duration::from_secs_f64(args.connections as f64 / args.rate);
     let expected = (args.rate * args.duration.as_secs_f64() * 1.1) as usize + 1024;
-    let mut report = Report {
-        latencies_us: Vec::with_capacity(expected),
-        lag_us: Vec::with_capacity(expected),
-        ..Report::default()
-    };
     let t0 = Instant::now() + Duration::from_millis(20);
+    let mut plan = Schedule {
+        end: t0 + args.duration,
+        period,
+        request: &args.request,
+        idle: BinaryHeap::with_capacity(args.connections),
+        outstanding: 0,
+        report: Report {
+            latencies_us: Vec::with_capacity(expected),
+            lag_us: Vec::with_capacity(expected),
+            ..Report::default()
+        },
+    };
     let mut conns = Vec::with_capacity(args.connections);
-    let mut idle = BinaryHeap::with_capacity(args.connections);
     for i in 0..args.connections {
         let mut stream = connect(args.addr)?;
         poll.registry().register(
@@ -176,7 +234,7 @@ fn run(args: &Args) -> io::Result<Report> {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let due = t0 + period.mul_f64(i as f64 / args.connections as f64);
-        idle.push(Reverse((due, i)));
+        plan.idle.push(Reverse((due, i)));
         conns.push(Conn {
             stream,
             due,
@@ -185,28 +243,20 @@ fn run(args: &Args) -> io::Result<Report> {
             inbuf: Vec::with_capacity(4096),
         });
     }
-    let end = t0 + args.duration;
+    let end = plan.end;
     let mut events = Events::with_capacity(1024);
-    let mut outstanding = 0u64;
     loop {
         let now = Instant::now();
         if now < end {
-            while let Some(&Reverse((due, i))) = idle.peek() {
-                if due > now {
-                    break;
-                }
-                idle.pop();
-                report.lag_us.push(micros(now - due));
-                send(&mut conns[i], now, period, &args.request, &mut report)?;
-                outstanding += 1;
-            }
-        } else if outstanding == 0 || now >= end + DRAIN_TIMEOUT {
-            report.unanswered = outstanding;
+            plan.send_due(&mut conns, now)?;
+        } else if plan.outstanding == 0 || now >= end + DRAIN_TIMEOUT {
+            let mut report = plan.report;
+            report.unanswered = plan.outstanding;
             report.elapsed = now.saturating_duration_since(t0);
             return Ok(report);
         }
         let wake = if now < end {
-            idle.peek().map_or(end, |r| r.0 .0).min(end)
+            plan.idle.peek().map_or(end, |r| r.0 .0).min(end)
         } else {
             end + DRAIN_TIMEOUT
         };
@@ -220,39 +270,26 @@ fn run(args: &Args) -> io::Result<Report> {
             if !ev.is_readable() && !ev.is_read_closed() {
                 continue;
             }
-            match read_response(c) {
-                Ok(None) => {}
+            let answered = read_response(c);
+            let now = Instant::now();
+            let was_busy = c.started.is_some();
+            match answered {
+                Ok(None) => continue,
                 Ok(Some(status)) => {
-                    let now = Instant::now();
-                    outstanding -= 1;
                     if let Some(started) = c.started.take() {
-                        report.latencies_us.push(micros(now - started));
+                        plan.report.latencies_us.push(micros(now - started));
                     }
                     if (200..300).contains(&status) {
-                        report.ok += 1;
+                        plan.report.ok += 1;
                     } else {
-                        report.non2xx += 1;
+                        plan.report.non2xx += 1;
                     }
-                    next(
-                        c,
-                        i,
-                        now,
-                        end,
-                        period,
-                        &args.request,
-                        &mut idle,
-                        &mut report,
-                        &mut outstanding,
-                    )?;
                 }
                 Err(_) => {
                     // The connection broke: the outstanding request counts as an error,
                     // and a fresh connection takes its place in the schedule.
-                    let now = Instant::now();
-                    let was_busy = c.started.take().is_some();
-                    if was_busy {
-                        outstanding -= 1;
-                        report.errors += 1;
+                    if c.started.take().is_some() {
+                        plan.report.errors += 1;
                     }
                     poll.registry().deregister(&mut c.stream)?;
                     c.stream = connect(args.addr)?;
@@ -263,67 +300,15 @@ fn run(args: &Args) -> io::Result<Report> {
                         Token(i),
                         Interest::READABLE | Interest::WRITABLE,
                     )?;
-                    // An idle connection is still in the schedule; a busy one goes back.
-                    if was_busy {
-                        next(
-                            c,
-                            i,
-                            now,
-                            end,
-                            period,
-                            &args.request,
-                            &mut idle,
-                            &mut report,
-                            &mut outstanding,
-                        )?;
-                    }
                 }
+            }
+            // An idle connection is still in the schedule; a busy one goes back.
+            if was_busy {
+                plan.outstanding -= 1;
+                plan.free(c, i, now)?;
             }
         }
     }
-}
-
-/// A connection became free at `now`: it sends its next request at once if that is
-/// already due (the server held it up: latency counts from the scheduled time), or waits
-/// in the schedule.
-#[allow(clippy::too_many_arguments)]
-fn next(
-    c: &mut Conn,
-    i: usize,
-    now: Instant,
-    end: Instant,
-    period: Duration,
-    request: &[u8],
-    idle: &mut BinaryHeap<Reverse<(Instant, usize)>>,
-    report: &mut Report,
-    outstanding: &mut u64,
-) -> io::Result<()> {
-    if c.due >= end {
-        return Ok(());
-    }
-    if c.due <= now {
-        let due = c.due;
-        send(c, due, period, request, report)?;
-        *outstanding += 1;
-    } else {
-        idle.push(Reverse((c.due, i)));
-    }
-    Ok(())
-}
-
-/// Writes the request; its latency starts at `started`.
-fn send(
-    c: &mut Conn,
-    started: Instant,
-    period: Duration,
-    request: &[u8],
-    report: &mut Report,
-) -> io::Result<()> {
-    c.started = Some(started);
-    c.due += period;
-    c.unsent = request.len();
-    report.sent += 1;
-    write_rest(c, request)
 }
 
 fn write_rest(c: &mut Conn, request: &[u8]) -> io::Result<()> {
