@@ -94,7 +94,7 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_WEBHOOK_COMPRESSION", value_name = "CODEC")]
     pub compression: Option<String>,
 
-    /// Time a batch may wait for more records before it is sent [default: 0ms]
+    /// Time a batch may wait for more records while its connection is busy [default: 200us]
     #[arg(long, env = "KAFKA_WEBHOOK_LINGER", value_name = "DURATION")]
     pub linger: Option<String>,
 
@@ -528,19 +528,20 @@ fn parse_compression(s: Option<&str>) -> Result<Compression, ConfigError> {
     })
 }
 
-/// `250ms`, `10s`, `2m`, or a bare number of milliseconds.
+/// `500us`, `250ms`, `10s`, `2m`, or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 2m)"))?;
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 500us, 500ms, 10s, 2m)"))?;
     match unit.trim() {
+        "us" | "µs" => Ok(Duration::from_micros(n)),
         "" | "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{s}': unknown unit (use ms, s or m)")),
+        _ => Err(format!("'{s}': unknown unit (use us, ms, s or m)")),
     }
 }
 
@@ -557,6 +558,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("40"), Ok(Duration::from_millis(40)));

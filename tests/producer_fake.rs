@@ -619,10 +619,14 @@ async fn dead_first_bootstrap_address_does_not_matter() {
     ));
 }
 
+/// Linger holds batches only while the connection is busy, so the first record (the
+/// connection has sent nothing yet) leaves at once, and the ten after it, sent while
+/// the connection is busy, wait together in one batch.
 #[tokio::test]
 async fn linger_gathers_concurrent_records_into_one_batch() {
     let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
     let p = Arc::new(producer(&cluster, |c| c.linger = Duration::from_millis(300)).await);
+    assert_eq!(p.send(TOPIC, rec(0, "first")).await.unwrap().offset, 0);
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let p = p.clone();
@@ -634,10 +638,64 @@ async fn linger_gathers_concurrent_records_into_one_batch() {
         offsets.push(t.await.unwrap().unwrap().offset);
     }
     offsets.sort();
-    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+    assert_eq!(offsets, (1..11).collect::<Vec<_>>());
     let got = cluster.received();
-    assert_eq!(got.len(), 1, "one batch");
-    assert_eq!(got[0].record_count(), 10);
+    assert_eq!(got.len(), 2, "the first record's batch, then one of ten");
+    assert_eq!(got[1].record_count(), 10);
+}
+
+fn sized(partition: i32, len: usize) -> Record {
+    Record {
+        value: Some(Bytes::from(vec![b'v'; len])),
+        partition: Some(partition),
+        ..Record::default()
+    }
+}
+
+/// A record on a connection that has sent nothing within the linger is not held: a
+/// lone webhook pays no linger. (Bounds, not timings: the linger is 30 s, the wait
+/// allowed 10 s.)
+#[tokio::test]
+async fn a_quiet_connection_does_not_linger() {
+    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+    let p = producer(&cluster, |c| {
+        c.linger = Duration::from_secs(30);
+        c.delivery_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let sent = tokio::time::timeout(Duration::from_secs(10), p.send(TOPIC, rec(0, "x"))).await;
+    assert_eq!(sent.expect("not held for the linger").unwrap().offset, 0);
+}
+
+/// A batch held for linger leaves as soon as a record no longer fits in it: the append
+/// that opens the next batch wakes the sender, whose timer alone would wait the whole
+/// linger.
+#[tokio::test]
+async fn a_full_batch_ends_the_linger() {
+    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+    let p = Arc::new(
+        producer(&cluster, |c| {
+            c.linger = Duration::from_secs(30);
+            c.delivery_timeout = Duration::from_secs(60);
+            c.max_batch_bytes = 1000;
+        })
+        .await,
+    );
+    p.send(TOPIC, rec(0, "busy")).await.unwrap(); // the connection has now sent
+    let held = tokio::spawn({
+        let p = p.clone();
+        async move { p.send(TOPIC, sized(0, 600)).await }
+    });
+    // The sender takes up the held batch and starts its linger.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!held.is_finished(), "held for the linger");
+    let _next = tokio::spawn({
+        let p = p.clone();
+        async move { p.send(TOPIC, sized(0, 600)).await }
+    });
+    let sent = tokio::time::timeout(Duration::from_secs(10), held).await;
+    assert_eq!(sent.expect("sent when full").unwrap().unwrap().offset, 1);
+    assert_eq!(cluster.received().len(), 2);
 }
 
 #[tokio::test]

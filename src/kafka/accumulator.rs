@@ -286,6 +286,10 @@ pub struct QueueState {
     pub in_flight: bool,
     /// The queue sits in a sender's (or the parking lot's) ready list.
     pub scheduled: bool,
+    /// Set while the sender holds the front batch back for `linger`: until when. The
+    /// sender's timer only ticks in whole milliseconds, so an append past this instant
+    /// wakes the sender itself (see `sender::end_linger`).
+    pub linger_until: Option<Instant>,
     next_batch_id: u64,
     /// Idempotence (KIP-98): producer id and next sequence of this partition.
     pub seq: SequenceState,

@@ -492,6 +492,7 @@ impl Producer {
             });
         }
         sender::schedule(core, &queue, &mut st);
+        sender::end_linger(core, &queue, &mut st, now);
         result
     }
 }

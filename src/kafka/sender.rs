@@ -117,6 +117,27 @@ pub fn schedule(core: &Arc<Core>, queue: &Arc<PartitionQueue>, st: &mut QueueSta
     }
 }
 
+/// Called after an append: wakes the sender when the front batch it holds back for
+/// `linger` is due (or no longer the only batch). Under load records arrive far more
+/// often than the runtime's millisecond timer ticks, so a sub-millisecond linger ends
+/// on time instead of at the next tick.
+pub fn end_linger(core: &Arc<Core>, queue: &PartitionQueue, st: &mut QueueState, now: Instant) {
+    let Some(until) = st.linger_until else {
+        return;
+    };
+    if until > now && st.batches.len() < 2 {
+        return;
+    }
+    st.linger_until = None;
+    if let Some(leader) = core
+        .metadata
+        .snapshot()
+        .leader(&queue.topic, queue.partition)
+    {
+        core.sender_for(leader, queue.partition).notify.notify_one();
+    }
+}
+
 /// Settles a batch: wakes its waiters, returns its memory, counts it.
 pub fn complete(core: &Core, batch: Batch, result: Result<BatchAck, ProduceError>) {
     match &result {
@@ -155,6 +176,8 @@ struct Work {
     expired: Vec<Batch>,
     failed: Vec<(Batch, ProduceError)>,
     request: ProduceRequestBuilder,
+    /// When the last ProduceRequest went out (any connection of this slot).
+    last_sent: Option<Instant>,
 }
 
 /// One sender task: runs until the producer shuts down.
@@ -296,6 +319,7 @@ impl Work {
             Ok(correlation_id) => {
                 core.stats.request_started();
                 let queued = Instant::now();
+                self.last_sent = Some(queued);
                 self.outstanding.push_back(Outstanding {
                     correlation_id,
                     queued,
@@ -460,6 +484,7 @@ fn drain(
     while let Some(queue) = work.ready.pop_front() {
         let mut st = queue.lock();
         st.scheduled = false;
+        st.linger_until = None;
         if st.in_flight {
             continue; // rescheduled when its batch completes
         }
@@ -477,8 +502,9 @@ fn drain(
             work.leftover.push_back(queue.clone());
             continue;
         }
-        if let Some(until) = lingering(core, front, now, st.batches.len()) {
+        if let Some(until) = lingering(core, front, now, st.batches.len(), work.last_sent) {
             st.scheduled = true;
+            st.linger_until = Some(until);
             work.leftover.push_back(queue.clone());
             linger_until = Some(linger_until.map_or(until, |u| u.min(until)));
             continue;
@@ -552,10 +578,21 @@ fn routed_here(core: &Core, cluster: &Cluster, me: &SenderHandle, q: &PartitionQ
         && core.slot_index(q.partition) == me.index
 }
 
-/// `Some(when)` if the front batch should wait for more records (optional linger).
-fn lingering(core: &Core, front: &Batch, now: Instant, queued: usize) -> Option<Instant> {
+/// `Some(when)` if the front batch should wait for more records: for up to `linger`
+/// after it opened, and only while the connection is busy (it sent a request within the
+/// last `linger`). A record that finds the connection quiet goes out at once, so
+/// lingering costs nothing at low rates; under load it turns many one-record requests
+/// into a few larger ones, and a broker pays per request far more than per record.
+fn lingering(
+    core: &Core,
+    front: &Batch,
+    now: Instant,
+    queued: usize,
+    last_sent: Option<Instant>,
+) -> Option<Instant> {
     let linger = core.config.linger;
-    if linger.is_zero() || queued > 1 || front.is_encoded() || front.attempts > 0 {
+    let busy = last_sent.is_some_and(|t| now.saturating_duration_since(t) < linger);
+    if !busy || queued > 1 || front.is_encoded() || front.attempts > 0 {
         return None;
     }
     let until = front.created + linger;
