@@ -94,7 +94,7 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_WEBHOOK_COMPRESSION", value_name = "CODEC")]
     pub compression: Option<String>,
 
-    /// Time a batch may wait for more records while its connection is busy [default: 200us]
+    /// Time a batch may wait for more records while its connection is busy [default: 0ms]
     #[arg(long, env = "KAFKA_WEBHOOK_LINGER", value_name = "DURATION")]
     pub linger: Option<String>,
 

@@ -42,7 +42,7 @@ impl Default for ProducerConfig {
             client_id: "kafka-webhook".into(),
             acks: -1,
             compression: Compression::None,
-            linger: Duration::from_micros(200),
+            linger: Duration::ZERO,
             max_batch_bytes: 1024 * 1024,
             max_request_bytes: 4 * 1024 * 1024,
             max_in_flight: 5,
