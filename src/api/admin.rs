@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::metrics::Metrics;
+use crate::histogram;
 use crate::http::{Handler, Method, Request, Response, ServerStats};
 use crate::kafka::Producer;
 use std::fmt::Write;
@@ -168,22 +169,16 @@ impl Admin {
             "ProduceRequests waiting for a broker answer.",
             s.in_flight_requests,
         );
-        histogram(
+        let name = "kafka_webhook_producer_batch_records";
+        histogram::header(out, name, "Records per sent batch.");
+        s.batch_records.render(out, name, "", 1.0);
+        let name = "kafka_webhook_producer_request_duration_seconds";
+        histogram::header(
             out,
-            "kafka_webhook_producer_batch_records",
-            "Records per sent batch.",
-            &s.batch_records_buckets,
-            1.0,
-            s.batch_records_sum,
-        );
-        histogram(
-            out,
-            "kafka_webhook_producer_request_duration_seconds",
+            name,
             "ProduceRequest round trips, from queued on the broker connection to answer read.",
-            &s.request_latency_buckets,
-            1e6,
-            s.request_latency_sum_us,
         );
+        s.request_latency_us.render(out, name, "", 1e6);
         let name = "kafka_webhook_broker_errors_total";
         let _ = writeln!(
             out,
@@ -193,38 +188,6 @@ impl Admin {
             let _ = writeln!(out, "{name}{{code=\"{code}\",error=\"{error}\"}} {n}");
         }
     }
-}
-
-/// A Prometheus histogram from cumulative `(bound, count)` pairs (+Inf as `u64::MAX`),
-/// bounds and sum divided by `per_unit` (1e6 turns microseconds into seconds; a division
-/// so that bounds print as written, 0.1 rather than 0.09999999999999999).
-fn histogram(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    buckets: &[(u64, u64)],
-    per_unit: f64,
-    sum: u64,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    let mut count = 0;
-    for &(bound, c) in buckets {
-        count = c;
-        if bound == u64::MAX {
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {c}");
-        } else {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{}\"}} {c}",
-                bound as f64 / per_unit
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "{name}_sum {}\n{name}_count {count}",
-        sum as f64 / per_unit
-    );
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {

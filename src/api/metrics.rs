@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::histogram::{header, Histogram};
+
 /// Routes we count separately. Unknown paths share one slot so a scanner cannot grow memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -28,61 +30,14 @@ const STATUSES: [u16; 17] = [
     200, 204, 400, 401, 403, 404, 405, 408, 413, 414, 431, 500, 502, 503, 504, 505, 0,
 ];
 
-/// Latency bucket bounds in seconds: from a fast local ack to the delivery deadline.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Latency bucket bounds in microseconds: from a fast local ack to the delivery deadline.
+const LATENCY_BUCKETS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
 ];
 
 /// Records-per-request bucket bounds.
-const COUNT_BUCKETS: [f64; 8] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0];
-
-#[derive(Debug)]
-pub struct Histogram<const N: usize> {
-    bounds: &'static [f64; N],
-    counts: [AtomicU64; N],
-    count: AtomicU64,
-    /// Sum in millionths (microseconds for latencies) to keep it an integer atomic.
-    sum_micros: AtomicU64,
-}
-
-impl<const N: usize> Histogram<N> {
-    fn new(bounds: &'static [f64; N]) -> Self {
-        Histogram {
-            bounds,
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
-            self.counts[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((v * 1e6) as u64, Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        // No label set at all rather than an empty `{}`.
-        let labels = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{labels} {sum}");
-        let _ = writeln!(out, "{name}_count{labels} {count}");
-    }
-}
+const COUNT_BUCKETS: [u64; 8] = [1, 2, 5, 10, 50, 100, 500, 1000];
 
 #[derive(Debug, Default)]
 struct TopicCounts {
@@ -105,9 +60,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS)),
+            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_US)),
             records_per_request: Histogram::new(&COUNT_BUCKETS),
-            runtime_lag: Histogram::new(&LATENCY_BUCKETS),
+            runtime_lag: Histogram::new(&LATENCY_BUCKETS_US),
             by_topic: Mutex::new(HashMap::new()),
             in_flight_requests: AtomicI64::new(0),
             in_flight_bytes: AtomicI64::new(0),
@@ -134,17 +89,17 @@ impl Metrics {
     pub fn request(&self, route: Route, status: u16, latency: Duration) {
         let r = route_index(route);
         self.requests[r][status_index(status)].fetch_add(1, Relaxed);
-        self.latency[r].observe(latency.as_secs_f64());
+        self.latency[r].observe_micros(latency);
     }
 
     /// Records acknowledged by Kafka for one request (all topics together).
     pub fn request_records(&self, records: u64) {
-        self.records_per_request.observe(records as f64);
+        self.records_per_request.observe(records);
     }
 
     /// How late the runtime-lag probe woke up.
     pub fn runtime_lag(&self, lag: Duration) {
-        self.runtime_lag.observe(lag.as_secs_f64());
+        self.runtime_lag.observe_micros(lag);
     }
 
     /// Records of one topic acknowledged by Kafka.
@@ -184,23 +139,24 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP kafka_webhook_request_duration_seconds Time from the first byte of a request to its response (after the broker acknowledged).\n");
-        out.push_str("# TYPE kafka_webhook_request_duration_seconds histogram\n");
+        let name = "kafka_webhook_request_duration_seconds";
+        header(out, name, "Time from the first byte of a request to its response (after the broker acknowledged).");
         for (ri, (_, rname)) in ROUTES.iter().enumerate() {
-            self.latency[ri].render(
-                out,
-                "kafka_webhook_request_duration_seconds",
-                &format!("route=\"{rname}\""),
-            );
+            let labels = format!("route=\"{rname}\"");
+            self.latency[ri].snapshot().render(out, name, &labels, 1e6);
         }
-        out.push_str("# HELP kafka_webhook_records_per_request Records acknowledged per produce or webhook request.\n");
-        out.push_str("# TYPE kafka_webhook_records_per_request histogram\n");
+        let name = "kafka_webhook_records_per_request";
+        header(
+            out,
+            name,
+            "Records acknowledged per produce or webhook request.",
+        );
         self.records_per_request
-            .render(out, "kafka_webhook_records_per_request", "");
-        out.push_str("# HELP kafka_webhook_runtime_lag_seconds How late a timer probe fired on the runtime (every 10 ms, 1 ms resolution): time requests wait before the proxy can read them.\n");
-        out.push_str("# TYPE kafka_webhook_runtime_lag_seconds histogram\n");
-        self.runtime_lag
-            .render(out, "kafka_webhook_runtime_lag_seconds", "");
+            .snapshot()
+            .render(out, name, "", 1.0);
+        let name = "kafka_webhook_runtime_lag_seconds";
+        header(out, name, "How late a timer probe fired on the runtime (every 10 ms, 1 ms resolution): time requests wait before the proxy can read them.");
+        self.runtime_lag.snapshot().render(out, name, "", 1e6);
         self.render_topics(out);
         out.push_str("# HELP kafka_webhook_in_flight_requests Requests waiting for Kafka.\n");
         out.push_str("# TYPE kafka_webhook_in_flight_requests gauge\n");

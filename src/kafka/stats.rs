@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::error::error_name;
+use crate::histogram::{self, Histogram};
 
 /// Upper bounds (inclusive) of the batch-size histogram, in records per batch; the
 /// last bucket is "+Inf". Powers of about 2.5 cover 1 to 10k in few buckets.
@@ -32,10 +33,8 @@ pub struct ProducerStats {
     batches_sent: AtomicU64,
     requests_sent: AtomicU64,
     retries: AtomicU64,
-    batch_records: [AtomicU64; BATCH_RECORDS_BUCKETS.len() + 1],
-    batch_records_sum: AtomicU64,
-    request_latency: [AtomicU64; REQUEST_LATENCY_BUCKETS_US.len() + 1],
-    request_latency_sum_us: AtomicU64,
+    batch_records: Histogram<{ BATCH_RECORDS_BUCKETS.len() }>,
+    request_latency: Histogram<{ REQUEST_LATENCY_BUCKETS_US.len() }>,
     buffered_bytes: AtomicI64,
     in_flight_requests: AtomicI64,
     connections_opened: AtomicU64,
@@ -58,14 +57,11 @@ pub struct StatsSnapshot {
     pub requests_sent: u64,
     /// Batches sent again after a retriable error.
     pub retries: u64,
-    /// Histogram of records per sent batch: `(upper bound, count)`, cumulative as
-    /// Prometheus wants; the last entry has bound `u64::MAX` (+Inf).
-    pub batch_records_buckets: Vec<(u64, u64)>,
-    pub batch_records_sum: u64,
-    /// Histogram of ProduceRequest round trips (queued on the connection to answer
-    /// read) in microseconds, cumulative like `batch_records_buckets`.
-    pub request_latency_buckets: Vec<(u64, u64)>,
-    pub request_latency_sum_us: u64,
+    /// Records per sent batch (first attempts only).
+    pub batch_records: histogram::Snapshot,
+    /// ProduceRequest round trips (queued on the connection to answer read), in
+    /// microseconds.
+    pub request_latency_us: histogram::Snapshot,
     /// Bytes waiting for Kafka (charged against `buffer_memory`).
     pub buffered_bytes: i64,
     pub in_flight_requests: i64,
@@ -86,10 +82,8 @@ impl Default for ProducerStats {
             batches_sent: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
             retries: AtomicU64::new(0),
-            batch_records: std::array::from_fn(|_| AtomicU64::new(0)),
-            batch_records_sum: AtomicU64::new(0),
-            request_latency: std::array::from_fn(|_| AtomicU64::new(0)),
-            request_latency_sum_us: AtomicU64::new(0),
+            batch_records: Histogram::new(&BATCH_RECORDS_BUCKETS),
+            request_latency: Histogram::new(&REQUEST_LATENCY_BUCKETS_US),
             buffered_bytes: AtomicI64::new(0),
             in_flight_requests: AtomicI64::new(0),
             connections_opened: AtomicU64::new(0),
@@ -119,10 +113,8 @@ impl ProducerStats {
             batches_sent: self.batches_sent.load(Relaxed),
             requests_sent: self.requests_sent.load(Relaxed),
             retries: self.retries.load(Relaxed),
-            batch_records_buckets: cumulative(&BATCH_RECORDS_BUCKETS, &self.batch_records),
-            batch_records_sum: self.batch_records_sum.load(Relaxed),
-            request_latency_buckets: cumulative(&REQUEST_LATENCY_BUCKETS_US, &self.request_latency),
-            request_latency_sum_us: self.request_latency_sum_us.load(Relaxed),
+            batch_records: self.batch_records.snapshot(),
+            request_latency_us: self.request_latency.snapshot(),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
             in_flight_requests: self.in_flight_requests.load(Relaxed),
             connections_opened: self.connections_opened.load(Relaxed),
@@ -151,15 +143,12 @@ impl ProducerStats {
             self.retries.fetch_add(1, Relaxed);
             return;
         }
-        self.batch_records[bucket(&BATCH_RECORDS_BUCKETS, records)].fetch_add(1, Relaxed);
-        self.batch_records_sum.fetch_add(records, Relaxed);
+        self.batch_records.observe(records);
     }
 
     /// A ProduceRequest was answered `round_trip` after it was queued on its connection.
     pub(crate) fn request_answered(&self, round_trip: Duration) {
-        let us = u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX);
-        self.request_latency[bucket(&REQUEST_LATENCY_BUCKETS_US, us)].fetch_add(1, Relaxed);
-        self.request_latency_sum_us.fetch_add(us, Relaxed);
+        self.request_latency.observe_micros(round_trip);
     }
 
     pub(crate) fn request_started(&self) {
@@ -202,26 +191,6 @@ impl ProducerStats {
     }
 }
 
-/// The index of the first bucket whose bound `v` does not exceed; `bounds.len()` for +Inf.
-fn bucket(bounds: &[u64], v: u64) -> usize {
-    bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len())
-}
-
-/// Per-bucket counts as cumulative `(bound, count)` pairs, +Inf as `u64::MAX`.
-fn cumulative(bounds: &[u64], counts: &[AtomicU64]) -> Vec<(u64, u64)> {
-    let mut total = 0;
-    bounds
-        .iter()
-        .copied()
-        .chain([u64::MAX])
-        .zip(counts)
-        .map(|(bound, n)| {
-            total += n.load(Relaxed);
-            (bound, total)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,12 +203,12 @@ mod tests {
         s.batch_sent(20_000, false);
         s.batch_sent(3, true);
         let snap = s.snapshot();
-        assert_eq!(snap.batch_records_buckets[0], (1, 1));
-        assert_eq!(snap.batch_records_buckets[2], (5, 2));
-        assert_eq!(snap.batch_records_buckets.last(), Some(&(u64::MAX, 3)));
+        assert_eq!(snap.batch_records.buckets[0], (1, 1));
+        assert_eq!(snap.batch_records.buckets[2], (5, 2));
+        assert_eq!(snap.batch_records.buckets.last(), Some(&(u64::MAX, 3)));
         assert_eq!(snap.batches_sent, 4);
         assert_eq!(snap.retries, 1);
-        assert_eq!(snap.batch_records_sum, 20_004);
+        assert_eq!(snap.batch_records.sum, 20_004);
     }
 
     #[test]
@@ -249,10 +218,10 @@ mod tests {
         s.request_answered(Duration::from_micros(251));
         s.request_answered(Duration::from_secs(60));
         let snap = s.snapshot();
-        assert_eq!(snap.request_latency_buckets[0], (250, 1));
-        assert_eq!(snap.request_latency_buckets[1], (500, 2));
-        assert_eq!(snap.request_latency_buckets.last(), Some(&(u64::MAX, 3)));
-        assert_eq!(snap.request_latency_sum_us, 60_000_501);
+        assert_eq!(snap.request_latency_us.buckets[0], (250, 1));
+        assert_eq!(snap.request_latency_us.buckets[1], (500, 2));
+        assert_eq!(snap.request_latency_us.buckets.last(), Some(&(u64::MAX, 3)));
+        assert_eq!(snap.request_latency_us.sum, 60_000_501);
     }
 
     #[test]
