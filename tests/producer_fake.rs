@@ -389,6 +389,15 @@ fn rec(partition: i32, value: &'static str) -> Record {
     }
 }
 
+/// A record of `len` bytes of value.
+fn sized(partition: i32, len: usize) -> Record {
+    Record {
+        value: Some(Bytes::from(vec![b'v'; len])),
+        partition: Some(partition),
+        ..Record::default()
+    }
+}
+
 #[tokio::test]
 async fn leader_hint_sends_the_retry_to_the_new_leader() {
     let cluster = Cluster::start(&[1, 2], vec![1], |node, _, _| match node {
@@ -644,14 +653,6 @@ async fn linger_gathers_concurrent_records_into_one_batch() {
     assert_eq!(got[1].record_count(), 10);
 }
 
-fn sized(partition: i32, len: usize) -> Record {
-    Record {
-        value: Some(Bytes::from(vec![b'v'; len])),
-        partition: Some(partition),
-        ..Record::default()
-    }
-}
-
 /// A record on a connection that has sent nothing within the linger is not held: a
 /// lone webhook pays no linger. (Bounds, not timings: the linger is 30 s, the wait
 /// allowed 10 s.)
@@ -703,14 +704,7 @@ async fn batches_respect_max_batch_bytes() {
     let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
     let p = producer(&cluster, |c| c.max_batch_bytes = 1000).await;
     let items: Vec<(String, Record)> = (0..20)
-        .map(|_| {
-            let r = Record {
-                value: Some(Bytes::from(vec![b'v'; 200])),
-                partition: Some(0),
-                ..Record::default()
-            };
-            (TOPIC.to_string(), r)
-        })
+        .map(|_| (TOPIC.to_string(), sized(0, 200)))
         .collect();
     let acks: Vec<i64> = p
         .send_all(items)
