@@ -283,7 +283,9 @@ async fn drive(
                 io?;
                 work.settle_responses(core, conn)?;
             }
-            _ = me.notify.notified(), if free_slot => {}
+            // Fresh records: let every task that is ready to run append its records
+            // first, so they leave together in one request.
+            _ = me.notify.notified(), if free_slot => tokio::task::yield_now().await,
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {
                 if timeout.is_some_and(|t| t <= Instant::now()) {
                     return Err(ConnError::Timeout(conn.addr().clone()));
