@@ -283,8 +283,11 @@ async fn drive(
                 io?;
                 work.settle_responses(core, conn)?;
             }
-            // Fresh records: let every task that is ready to run append its records
-            // first, so they leave together in one request.
+            // Woken by an append. Tokio would run us next (a task woken by the running
+            // one takes its LIFO slot), ahead of connection tasks that already hold
+            // requests; yielding once lets them append first (resumed once the runtime
+            // has run what was ready and polled for I/O). Measured: p99 at half the peak
+            // from 4 to 57 ms down to 3 to 4 ms (docs/producer.md).
             _ = me.notify.notified(), if free_slot => tokio::task::yield_now().await,
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {
                 if timeout.is_some_and(|t| t <= Instant::now()) {
