@@ -699,6 +699,51 @@ async fn a_full_batch_ends_the_linger() {
     assert_eq!(cluster.received().len(), 2);
 }
 
+/// Records appended by tasks that are ready to run together leave together: the sender
+/// woken by the first append yields, so the others append before it sends. Without the
+/// yield, tokio runs the woken sender next (its LIFO slot): the first record leaves alone
+/// and the other nine wait for its answer. The runtime is the product's shape
+/// (multi-thread, one worker), and the wave is spawned from a task on that worker, so no
+/// task of it runs before all are queued. Its periodic I/O poll (every 61 task polls by
+/// default) is turned off so that it cannot land inside the wave and resume the sender
+/// early.
+#[test]
+fn records_of_tasks_ready_together_share_a_request() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .event_interval(u32::MAX)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+        let p = Arc::new(producer(&cluster, |_| {}).await);
+        assert_eq!(p.send(TOPIC, rec(0, "first")).await.unwrap().offset, 0);
+        let wave = tokio::spawn({
+            let p = p.clone();
+            async move {
+                let tasks: Vec<_> = (0..10)
+                    .map(|_| {
+                        let p = p.clone();
+                        tokio::spawn(async move { p.send(TOPIC, rec(0, "x")).await })
+                    })
+                    .collect();
+                let mut offsets = Vec::new();
+                for t in tasks {
+                    offsets.push(t.await.unwrap().unwrap().offset);
+                }
+                offsets
+            }
+        });
+        let mut offsets = wave.await.unwrap();
+        offsets.sort();
+        assert_eq!(offsets, (1..11).collect::<Vec<_>>());
+        let got = cluster.received();
+        let counts: Vec<i32> = got[1..].iter().map(Received::record_count).collect();
+        assert_eq!(counts, [10], "records per request of the wave");
+    });
+}
+
 #[tokio::test]
 async fn batches_respect_max_batch_bytes() {
     let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
