@@ -74,22 +74,18 @@ fn bad_settings_exit_with_a_clear_error() {
 }
 
 /// The runtime's worker threads, as the kernel lists them (tokio names them
-/// `tokio-rt-worker`; blocking-pool threads have other names).
-fn worker_threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("read /proc/PID/task")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "tokio-rt-worker")
-        .count()
-}
-
-/// The worker count once it reaches `expected`, or whatever it is after 5 s. A thread
-/// takes its name when it first runs, and on a loaded machine a worker may not have run
-/// yet when the proxy already listens (seen once in CI: 1 of 3).
-fn settled_worker_threads(pid: u32, expected: usize) -> usize {
+/// `tokio-rt-worker`; blocking-pool threads have other names), once their count reaches
+/// `expected`, or whatever it is after 5 s. A thread takes its name when it first runs,
+/// and on a loaded machine a worker may not have run yet when the proxy already listens
+/// (seen once in CI: 1 of 3).
+fn worker_threads(pid: u32, expected: usize) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let n = worker_threads(pid);
+        let n = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("read /proc/PID/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "tokio-rt-worker")
+            .count();
         if n == expected || std::time::Instant::now() >= deadline {
             return n;
         }
@@ -100,11 +96,11 @@ fn settled_worker_threads(pid: u32, expected: usize) -> usize {
 #[tokio::test]
 async fn threads_setting_sets_the_worker_count() {
     let three = Proxy::start(&["--threads", "3"]);
-    assert_eq!(settled_worker_threads(three.pid(), 3), 3);
+    assert_eq!(worker_threads(three.pid(), 3), 3);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let default = Proxy::start(&[]);
     let expected = (cpus / 2).max(1);
-    assert_eq!(settled_worker_threads(default.pid(), expected), expected);
+    assert_eq!(worker_threads(default.pid(), expected), expected);
     // The default still serves: one webhook through the single worker on small machines.
     let topic = unique_topic("my-app-threads");
     create_topic(&topic, 1, &[]);

@@ -628,15 +628,10 @@ async fn dead_first_bootstrap_address_does_not_matter() {
     ));
 }
 
-/// Linger holds batches only while the connection is busy, so the first record (the
-/// connection has sent nothing yet) leaves at once, and the ten after it, sent while
-/// the connection is busy, wait together in one batch.
-#[tokio::test]
-async fn linger_gathers_concurrent_records_into_one_batch() {
-    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
-    let p = Arc::new(producer(&cluster, |c| c.linger = Duration::from_millis(300)).await);
-    assert_eq!(p.send(TOPIC, rec(0, "first")).await.unwrap().offset, 0);
-    let tasks: Vec<_> = (0..10)
+/// Sends `n` one-record messages to partition 0 from `n` spawned tasks, all spawned
+/// before any is awaited; their offsets, sorted.
+async fn send_concurrently(p: &Arc<Producer>, n: usize) -> Vec<i64> {
+    let tasks: Vec<_> = (0..n)
         .map(|_| {
             let p = p.clone();
             tokio::spawn(async move { p.send(TOPIC, rec(0, "x")).await })
@@ -647,7 +642,18 @@ async fn linger_gathers_concurrent_records_into_one_batch() {
         offsets.push(t.await.unwrap().unwrap().offset);
     }
     offsets.sort();
-    assert_eq!(offsets, (1..11).collect::<Vec<_>>());
+    offsets
+}
+
+/// Linger holds batches only while the connection is busy, so the first record (the
+/// connection has sent nothing yet) leaves at once, and the ten after it, sent while
+/// the connection is busy, wait together in one batch.
+#[tokio::test]
+async fn linger_gathers_concurrent_records_into_one_batch() {
+    let cluster = Cluster::start(&[1], vec![1], |_, _, _| Action::Ok).await;
+    let p = Arc::new(producer(&cluster, |c| c.linger = Duration::from_millis(300)).await);
+    assert_eq!(p.send(TOPIC, rec(0, "first")).await.unwrap().offset, 0);
+    assert_eq!(send_concurrently(&p, 10).await, (1..11).collect::<Vec<_>>());
     let got = cluster.received();
     assert_eq!(got.len(), 2, "the first record's batch, then one of ten");
     assert_eq!(got[1].record_count(), 10);
@@ -721,23 +727,9 @@ fn records_of_tasks_ready_together_share_a_request() {
         assert_eq!(p.send(TOPIC, rec(0, "first")).await.unwrap().offset, 0);
         let wave = tokio::spawn({
             let p = p.clone();
-            async move {
-                let tasks: Vec<_> = (0..10)
-                    .map(|_| {
-                        let p = p.clone();
-                        tokio::spawn(async move { p.send(TOPIC, rec(0, "x")).await })
-                    })
-                    .collect();
-                let mut offsets = Vec::new();
-                for t in tasks {
-                    offsets.push(t.await.unwrap().unwrap().offset);
-                }
-                offsets
-            }
+            async move { send_concurrently(&p, 10).await }
         });
-        let mut offsets = wave.await.unwrap();
-        offsets.sort();
-        assert_eq!(offsets, (1..11).collect::<Vec<_>>());
+        assert_eq!(wave.await.unwrap(), (1..11).collect::<Vec<_>>());
         let got = cluster.received();
         let counts: Vec<i32> = got[1..].iter().map(Received::record_count).collect();
         assert_eq!(counts, [10], "records per request of the wave");
